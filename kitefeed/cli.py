@@ -1,0 +1,39 @@
+"""The ``kitefeed`` command line: ``demo``, ``sim``, ``decode``.
+
+Each command lives in its own module under :mod:`kitefeed.commands`. Logging is
+configured here and nowhere else in the package.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .commands.decode import decode
+from .commands.demo import demo
+from .commands.sim import sim
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="warning",
+    show_default=True,
+    help="Minimum level of log messages written to standard error.",
+)
+@click.version_option(package_name="kitefeed")
+def main(log_level: str) -> None:
+    """Stream Kite Connect ticks from many API keys into shared memory."""
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+main.add_command(demo)
+main.add_command(sim)
+main.add_command(decode)

@@ -1,0 +1,1 @@
+"""Command-line commands, one module each; registered in :mod:`kitefeed.cli`."""

@@ -1,0 +1,1 @@
+"""Supervisor, worker processes, connections, allocation and statistics."""

@@ -1,0 +1,1 @@
+"""A Kite-protocol WebSocket server for tests, the demo and benchmarks."""
