@@ -1,1 +1,30 @@
-"""Single-producer, many-consumer rings of fixed-size numpy records in shared memory."""
+"""Single-producer, many-consumer rings of fixed-size numpy records in shared memory.
+
+A :class:`Ring` is one segment in /dev/shm: a header and a power-of-two array of
+records of any fixed-size numpy dtype. One :class:`RingWriter` publishes batches;
+any number of :class:`RingReader` objects, in any process on the host, read them as
+read-only zero-copy views. A :class:`GroupReader` reads several rings as one stream.
+"""
+
+from .group import GroupReader, GroupStats, open_group_reader
+from .layout import USER_SIZE, VERSION
+from .reader import ReaderStats, RingReader, Start, open_reader
+from .ring import Ring
+from .segment import list_segments, remove_segments
+from .writer import RingWriter
+
+__all__ = [
+    "GroupReader",
+    "GroupStats",
+    "ReaderStats",
+    "Ring",
+    "RingReader",
+    "RingWriter",
+    "Start",
+    "USER_SIZE",
+    "VERSION",
+    "list_segments",
+    "open_group_reader",
+    "open_reader",
+    "remove_segments",
+]
