@@ -1,1 +1,24 @@
-"""A Kite-protocol WebSocket server for tests, the demo and benchmarks."""
+"""A Kite-protocol WebSocket server for tests, the demo and benchmarks.
+
+:class:`Simulator` serves Kite's ticker protocol on the loopback interface: it checks the
+handshake's ``api_key`` and ``access_token``, enforces 3 connections per key and 3000
+instruments per connection, streams a random walk of every subscribed instrument and
+sends heartbeats, text messages and replayed frames.
+"""
+
+from .config import DEMO_CREDENTIALS, MAX_CONNECTIONS_PER_KEY, MAX_INSTRUMENTS_PER_CONNECTION
+from .replay import frame_from_packet, load_replay
+from .server import SimulatorStats
+from .session import ConnectionInfo
+from .simulator import Simulator
+
+__all__ = [
+    "DEMO_CREDENTIALS",
+    "MAX_CONNECTIONS_PER_KEY",
+    "MAX_INSTRUMENTS_PER_CONNECTION",
+    "ConnectionInfo",
+    "Simulator",
+    "SimulatorStats",
+    "frame_from_packet",
+    "load_replay",
+]
