@@ -1,0 +1,154 @@
+"""Commands and replies exchanged between the supervisor and a worker over a pipe.
+
+Every message is a tagged msgspec struct encoded as MessagePack. Commands carry an ``id``
+that the worker copies into its reply; events carry no id and arrive at any time.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "Command",
+    "Configure",
+    "ConnectionStats",
+    "Done",
+    "Event",
+    "Failed",
+    "GetStats",
+    "Reply",
+    "SetMode",
+    "SetToken",
+    "StatsReply",
+    "Stop",
+    "Subscribe",
+    "TextEvent",
+    "Unsubscribe",
+    "ConnectionEvent",
+    "WorkerMessage",
+    "decode_command",
+    "decode_worker_message",
+    "encode",
+]
+
+
+class Configure(msgspec.Struct, tag=True):
+    """First command a worker receives: who it is and where to connect."""
+
+    id: int
+    key_index: int
+    api_key: str
+    access_token: str
+    url: str
+    ring_name: str
+    liveness_timeout: float
+    connect_timeout: float
+
+
+class Subscribe(msgspec.Struct, tag=True):
+    """Subscribe ``tokens`` on one connection of the worker's key, in ``mode`` (a Mode value)."""
+
+    id: int
+    connection: int
+    tokens: list[int]
+    mode: int
+
+
+class Unsubscribe(msgspec.Struct, tag=True):
+    id: int
+    connection: int
+    tokens: list[int]
+
+
+class SetMode(msgspec.Struct, tag=True):
+    id: int
+    connection: int
+    tokens: list[int]
+    mode: int
+
+
+class SetToken(msgspec.Struct, tag=True):
+    """Replace the access token; connections use it from their next handshake."""
+
+    id: int
+    access_token: str
+
+
+class GetStats(msgspec.Struct, tag=True):
+    id: int
+
+
+class Stop(msgspec.Struct, tag=True):
+    id: int
+
+
+Command = Configure | Subscribe | Unsubscribe | SetMode | SetToken | GetStats | Stop
+
+
+class ConnectionStats(msgspec.Struct, frozen=True):
+    """Counters of one WebSocket connection, cumulative since the worker started."""
+
+    connection: int
+    state: str  # "idle", "connecting", "connected", "backoff", "auth_failed" or "closed"
+    connected: bool
+    instruments: int
+    frames: int  # binary market-data messages, heartbeats excluded
+    heartbeats: int
+    bytes: int  # payload bytes of every binary message
+    ticks: int
+    parse_errors: int
+    text_messages: int
+    connects: int  # successful handshakes, the first one included
+    disconnects: int
+
+
+class Done(msgspec.Struct, tag=True):
+    id: int
+
+
+class Failed(msgspec.Struct, tag=True):
+    id: int
+    message: str
+
+
+class StatsReply(msgspec.Struct, tag=True):
+    id: int
+    ring_position: int
+    connections: list[ConnectionStats]
+
+
+class TextEvent(msgspec.Struct, tag=True):
+    """A text message from the server: an order update, an error or a broker message."""
+
+    connection: int
+    text: str  # the message as received; kitefeed.parsers.parse_text decodes it
+
+
+class ConnectionEvent(msgspec.Struct, tag=True):
+    """A connection changed state, with the reason in plain words."""
+
+    connection: int
+    state: str
+    detail: str
+
+
+Reply = Done | Failed | StatsReply
+Event = TextEvent | ConnectionEvent
+WorkerMessage = Done | Failed | StatsReply | TextEvent | ConnectionEvent
+
+_encoder = msgspec.msgpack.Encoder()
+_command_decoder = msgspec.msgpack.Decoder(Command)
+_worker_decoder = msgspec.msgpack.Decoder(WorkerMessage)
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """Encode a command, reply or event as MessagePack."""
+    return _encoder.encode(message)
+
+
+def decode_command(data: bytes) -> Command:
+    return _command_decoder.decode(data)
+
+
+def decode_worker_message(data: bytes) -> WorkerMessage:
+    return _worker_decoder.decode(data)

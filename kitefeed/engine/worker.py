@@ -1,0 +1,174 @@
+"""The worker process of one API key: a uvloop event loop with up to 3 connections.
+
+The supervisor starts :func:`run_worker` in a new process (spawn or forkserver) with one
+end of a pipe. The first command on the pipe is :class:`Configure`, which carries the
+access token, so the token never appears in the process's arguments. The worker exits
+when it receives :class:`Stop`, when the pipe closes, or when its parent process dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from multiprocessing.connection import Connection
+
+import uvloop
+
+from ..parsers import Mode
+from ..ringbuf import Ring
+from .allocation import MAX_CONNECTIONS_PER_KEY
+from .connection import KiteConnection
+from .messages import (
+    Command,
+    Configure,
+    Done,
+    Event,
+    Failed,
+    GetStats,
+    SetMode,
+    SetToken,
+    StatsReply,
+    Stop,
+    Subscribe,
+    Unsubscribe,
+    decode_command,
+    encode,
+)
+from .transport import WebSocketsTransport, build_url
+
+__all__ = ["run_worker"]
+
+logger = logging.getLogger(__name__)
+
+_HOUSEKEEPING_PERIOD = 0.25
+"""Seconds between liveness stamps in the ring header and checks that the parent lives."""
+
+
+class Worker:
+    def __init__(self, pipe: Connection, config: Configure) -> None:
+        self._pipe = pipe
+        self._config = config
+        self._access_token = config.access_token
+        self._parent_pid = os.getppid()
+        self._stopped = asyncio.Event()
+        self._ring = Ring.attach(config.ring_name, writable=True)
+        self._writer = self._ring.writer()
+        transport = WebSocketsTransport()
+        self._connections = [
+            KiteConnection(
+                index,
+                config.key_index,
+                transport=transport,
+                url=self._url,
+                secret=lambda: self._access_token,
+                publish=self._writer.publish,
+                emit=self._emit,
+                liveness_timeout=config.liveness_timeout,
+                connect_timeout=config.connect_timeout,
+            )
+            for index in range(MAX_CONNECTIONS_PER_KEY)
+        ]
+
+    def _url(self) -> str:
+        return build_url(self._config.url, self._config.api_key, self._access_token)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._pipe.fileno(), self._on_pipe_readable)
+        loop.add_signal_handler(signal.SIGTERM, self._stopped.set)
+        housekeeping = loop.create_task(self._housekeeping())
+        logger.info("worker for key %d started (pid %d)", self._config.key_index, os.getpid())
+        try:
+            await self._stopped.wait()
+        finally:
+            loop.remove_reader(self._pipe.fileno())
+            housekeeping.cancel()
+            for connection in self._connections:
+                await connection.stop()
+            self._ring.close()
+            logger.info("worker for key %d stopped", self._config.key_index)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            self._writer.touch()
+            if os.getppid() != self._parent_pid:
+                logger.error("worker for key %d lost its supervisor; exiting", self._config.key_index)
+                self._stopped.set()
+                return
+            await asyncio.sleep(_HOUSEKEEPING_PERIOD)
+
+    def _on_pipe_readable(self) -> None:
+        try:
+            while self._pipe.poll():
+                data = self._pipe.recv_bytes()
+                asyncio.get_running_loop().create_task(self._handle(decode_command(data)))
+        except (EOFError, OSError):
+            logger.error("worker for key %d: command pipe closed; exiting", self._config.key_index)
+            self._stopped.set()
+
+    async def _handle(self, command: Command) -> None:
+        try:
+            reply = await self._execute(command)
+        except Exception as exc:  # noqa: BLE001 - reported to the supervisor, which raises it
+            logger.exception("worker for key %d failed on %s", self._config.key_index, type(command).__name__)
+            reply = Failed(id=command.id, message=f"{type(exc).__name__}: {exc}")
+        self._send(reply)
+
+    async def _execute(self, command: Command) -> Done | Failed | StatsReply:
+        if isinstance(command, Subscribe):
+            await self._connections[command.connection].subscribe(command.tokens, Mode(command.mode))
+        elif isinstance(command, Unsubscribe):
+            await self._connections[command.connection].unsubscribe(command.tokens)
+        elif isinstance(command, SetMode):
+            await self._connections[command.connection].set_mode(command.tokens, Mode(command.mode))
+        elif isinstance(command, SetToken):
+            self._access_token = command.access_token
+            for connection in self._connections:
+                connection.retry_now()
+        elif isinstance(command, GetStats):
+            return StatsReply(
+                id=command.id,
+                ring_position=self._writer.cursor,
+                connections=[connection.stats() for connection in self._connections],
+            )
+        elif isinstance(command, Stop):
+            self._stopped.set()
+        else:
+            return Failed(id=command.id, message=f"unexpected command {type(command).__name__}")
+        return Done(id=command.id)
+
+    def _emit(self, event: Event) -> None:
+        self._send(event)
+
+    def _send(self, message: object) -> None:
+        try:
+            self._pipe.send_bytes(encode(message))  # type: ignore[arg-type]
+        except (BrokenPipeError, OSError):
+            self._stopped.set()
+
+
+def run_worker(pipe: Connection, log_level: int) -> None:
+    """Entry point of a worker process: wait for Configure, then run until stopped."""
+    # Ctrl-C in a terminal reaches the whole process group; the supervisor decides
+    # when its workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s")
+
+    try:
+        config = decode_command(pipe.recv_bytes())
+    except (EOFError, OSError):
+        return
+    if not isinstance(config, Configure):
+        pipe.send_bytes(encode(Failed(id=config.id, message="the first command must be Configure")))
+        return
+
+    try:
+        worker = Worker(pipe, config)
+    except Exception as exc:  # noqa: BLE001 - reported to the supervisor, which raises it
+        pipe.send_bytes(encode(Failed(id=config.id, message=f"{type(exc).__name__}: {exc}")))
+        return
+    pipe.send_bytes(encode(Done(id=config.id)))
+
+    uvloop.run(worker.run())
