@@ -1,0 +1,91 @@
+"""Functions that the process tests run in child processes started with "spawn"."""
+
+from __future__ import annotations
+
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from kitefeed.ringbuf import Ring, open_reader
+
+from .records import damaged_positions, make_records
+
+CHILD_SECONDS = 60.0
+"""Longest time a child process runs before it gives up on its own."""
+
+
+def write_batches(name: str, batches: int, max_batch: int, seed: int) -> None:
+    """Attach ``name`` writable, publish ``batches`` batches of sequence records, mark it closed."""
+    rng = np.random.default_rng(seed)
+    with Ring.attach(name, writable=True) as ring, ring.writer() as writer:
+        position = 0
+        for _ in range(batches):
+            count = int(rng.integers(1, max_batch + 1))
+            writer.publish(make_records(position, count))
+            position += count
+        ring.mark_closed()
+
+
+def check_stream(read: Any, reader: Any, deadline: float) -> dict[str, Any]:
+    """Read until the ring is closed and drained, checking order and contents of each record.
+
+    Returns the counts of records received intact, found overwritten after use, and
+    lost, with the first reader position and the first damaged positions.
+    """
+    result: dict[str, Any] = {"start": reader.position, "received": 0, "torn": 0, "damaged": [], "gaps": []}
+    expected = reader.position
+    lost_before = reader.lost
+    while time.monotonic() < deadline:
+        batch = read(timeout=0.5)
+        if not len(batch):
+            if reader.drained:
+                break
+            continue
+
+        # Positions may only jump forward by the records counted as lost.
+        expected += reader.lost - lost_before
+        lost_before = reader.lost
+        if reader.batch_position != expected:
+            result["gaps"].append((expected, reader.batch_position))
+        expected = reader.batch_position + len(batch)
+
+        records = batch.copy()
+        del batch
+        if reader.intact():
+            result["received"] += len(records)
+            result["damaged"].extend(damaged_positions(records, reader.batch_position)[:10])
+        else:
+            result["torn"] += len(records)
+
+    result["lost"] = reader.lost
+    result["position"] = reader.position
+    result["drained"] = reader.drained
+    return result
+
+
+def read_and_report(name: str, connection: Connection) -> None:
+    """Attach ``name``, read and check the whole stream, and send the result on ``connection``."""
+    with open_reader(name) as reader:
+        connection.send("ready")
+        result = check_stream(reader.read, reader, time.monotonic() + CHILD_SECONDS)
+    connection.send(result)
+    connection.close()
+
+
+def hold_reader(name: str, connection: Connection) -> None:
+    """Attach ``name`` as a reader, report "ready", and wait to be killed."""
+    with open_reader(name) as reader:
+        batch = reader.read_nowait()
+        connection.send(("ready", len(batch)))
+        del batch
+        time.sleep(CHILD_SECONDS)
+
+
+def hold_writer(name: str, connection: Connection) -> None:
+    """Attach ``name`` writable, publish 3 records, report "ready", and wait to be killed."""
+    with Ring.attach(name, writable=True) as ring, ring.writer() as writer:
+        writer.publish(make_records(0, 3))
+        connection.send("ready")
+        time.sleep(CHILD_SECONDS)
