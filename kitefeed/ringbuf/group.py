@@ -59,7 +59,7 @@ class GroupReader:
         self._next = 0
         self._last = 0
 
-        # The lock keeps close() from releasing a reader in the middle of a read; the
+        # The lock keeps close() from releasing a reader in the middle of a read. The
         # event lets a blocking read see close() without taking the lock.
         self._lock = threading.Lock()
         self._stopped = threading.Event()

@@ -86,12 +86,12 @@ def header_size() -> int:
 def encode_dtype(dtype: np.dtype[Any]) -> bytes:
     """Serialise ``dtype`` to JSON text that :func:`decode_dtype` turns back into an equal dtype.
 
-    Raises InvalidRequestError for a dtype that a ring cannot carry: one that holds Python
+    Raises InvalidRequestError for a dtype that a ring cannot carry: one that contains Python
     objects, has size 0, or does not survive the round trip (a top-level subarray dtype).
     The aligned-struct flag is not kept, but field names, offsets and item size are.
     """
     if dtype.hasobject:
-        raise InvalidRequestError(f"invalid record dtype {dtype}: it holds Python objects, which cannot be shared")
+        raise InvalidRequestError(f"invalid record dtype {dtype}: it contains Python objects, which cannot be shared")
     if dtype.itemsize == 0:
         raise InvalidRequestError(f"invalid record dtype {dtype}: its item size is 0")
 
@@ -162,7 +162,7 @@ def check_header_room(fields: HeaderFields, dtype_text: bytes) -> None:
         )
     if len(fields.user) > USER_SIZE:
         raise InvalidRequestError(
-            f"invalid user data of {len(fields.user)} bytes: the user area holds at most {USER_SIZE}"
+            f"invalid user data of {len(fields.user)} bytes: the user area has room for at most {USER_SIZE} bytes"
         )
 
 
@@ -250,9 +250,9 @@ def set_user(mapping: mmap.mmap, data: bytes) -> None:
     """Replace the user area's contents with ``data`` (at most :data:`USER_SIZE` bytes).
 
     The bytes and their length are two separate stores, so a process reading the area at
-    the same moment can see a mix; set it before readers attach.
+    the same moment can see a mix. Set it before readers attach.
     """
     if len(data) > USER_SIZE:
-        raise InvalidRequestError(f"invalid user data of {len(data)} bytes: the user area holds at most {USER_SIZE}")
+        raise InvalidRequestError(f"invalid user data of {len(data)} bytes: the user area has room for at most {USER_SIZE} bytes")
     mapping[USER_OFFSET : USER_OFFSET + len(data)] = data
     header_words(mapping)[_USER_LENGTH] = len(data)

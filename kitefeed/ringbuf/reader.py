@@ -20,7 +20,7 @@ __all__ = ["ReaderStats", "RingReader", "open_reader"]
 logger = logging.getLogger(__name__)
 
 Start = Literal["oldest", "newest"]
-"""Where a new reader starts: the oldest intact record, or the current published cursor."""
+"""Starting point of a new reader: the oldest intact record, or the current published cursor."""
 
 
 class ReaderStats(msgspec.Struct, frozen=True):
@@ -109,7 +109,7 @@ class RingReader:
 
         The result is a read-only 1-D view into shared memory of the ring's dtype, with
         at most ``max_records`` records. It stops at the end of the ring's memory, and
-        the next call continues from the start. The view holds records from position
+        the next call continues from the start. The view contains records from position
         :attr:`batch_position` on and stays valid until the writer claims the slot of
         its first record again, that is ``capacity`` records after that record, which
         depends on how fast the writer goes. Use the records (or copy them), then call

@@ -32,8 +32,9 @@ class Ring:
 
     Make one with :meth:`create` (the owner) or :meth:`attach`, then take a
     :meth:`writer` or :meth:`reader` from it. The owner calls :meth:`mark_closed` when
-    the feed stops and :meth:`unlink` when no process needs the ring any more; leaving a
-    ``with`` block does all three for the owner and only :meth:`close` for others.
+    the feed stops, :meth:`close`, and :meth:`unlink` when no process needs the ring any
+    more. Leaving a ``with`` block does all three for the owner, and only :meth:`close`
+    for a ring that was attached.
     """
 
     def __init__(

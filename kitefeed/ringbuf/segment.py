@@ -35,7 +35,7 @@ SHM_DIR = Path("/dev/shm")
 """Directory of POSIX shared-memory objects on Linux."""
 
 MAX_NAME_LENGTH = 200
-"""Longest accepted segment name, leaving room below the 255-byte file-name limit."""
+"""Maximum length of a segment name, leaving room below the 255-byte file-name limit."""
 
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 
@@ -65,11 +65,11 @@ def validate_name(name: str) -> str:
 def create_segment(name: str, size: int, initialize: Callable[[mmap.mmap], None]) -> int:
     """Create the segment ``name`` of ``size`` bytes, fill it, and return a read-write fd.
 
-    The file is created under a temporary name with mode 0600 and ``O_EXCL``, reserved
-    in full with ``posix_fallocate`` (so a full /dev/shm fails here with ENOSPC instead of
-    a SIGBUS on a later write), and handed to ``initialize`` as a writable mmap. Only then
-    is it hard-linked to its final name, so a process that opens ``name`` never sees a
-    half-written header. Raises RingError if ``name`` already exists.
+    The file is created under a temporary name with mode 0600 and ``O_EXCL``. It is
+    reserved in full with ``posix_fallocate``, so a full /dev/shm fails here with ENOSPC
+    instead of raising SIGBUS on a later write. ``initialize`` fills it through a
+    writable mmap. Only then is it hard-linked to its final name, so a process that
+    opens ``name`` never sees a half-written header. Raises RingError if ``name`` already exists.
     """
     validate_name(name)
     temporary = SHM_DIR / f"{name}.init-{os.getpid()}-{secrets.token_hex(4)}"

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 class RingWriter:
     """The one writer of a ring, made by :meth:`Ring.writer`.
 
-    It holds an exclusive ``flock`` on the segment while open, so a second writer, in
+    It takes an exclusive ``flock`` on the segment while open, so a second writer, in
     this or another process, is rejected. The kernel drops the lock when the process
     dies.
     """
@@ -76,13 +76,17 @@ class RingWriter:
         """Copy ``records`` into the ring as one batch and return the new published cursor.
 
         ``records`` is a 1-D array of the ring's dtype; it is copied, so the caller may
-        reuse it. When it holds more records than the ring's capacity, only the last
-        ``capacity`` are stored; the cursor still advances by ``len(records)``, so readers
+        reuse it. When it contains more records than the ring's capacity, only the last
+        ``capacity`` are stored. The cursor still advances by ``len(records)``, so readers
         count the others as lost.
         """
         words, data = self._words, self._records
         if words is None or data is None:
             raise RingError(f"writer of ring {self._ring.name!r} is closed: take a new writer")
+        if not isinstance(records, np.ndarray):
+            raise InvalidRequestError(
+                f"invalid records: expected a 1-D array of dtype {self._dtype}, found {type(records).__name__}"
+            )
         if records.dtype != self._dtype or records.ndim != 1:
             raise InvalidRequestError(
                 f"invalid records: expected a 1-D array of dtype {self._dtype}, "
@@ -98,8 +102,8 @@ class RingWriter:
         start = end - len(records)
 
         # Order of the three steps, relied on by readers:
-        # 1. `claimed` moves first. A reader that loads it after this store knows that
-        #    the slots of positions below claimed - capacity may be changing.
+        # 1. `claimed` moves first. A reader that loads it after this store treats the
+        #    slots of positions below claimed - capacity as possibly changing.
         # 2. The copy fills the slots (one copy, or two at the wrap-around).
         # 3. `published` moves last. A reader loads `published` before reading records,
         #    so it never sees a cursor ahead of the records it covers.

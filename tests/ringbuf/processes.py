@@ -13,7 +13,7 @@ from kitefeed.ringbuf import Ring, open_reader
 from .records import damaged_positions, make_records
 
 CHILD_SECONDS = 60.0
-"""Longest time a child process runs before it gives up on its own."""
+"""Maximum time a child process runs before it gives up on its own."""
 
 
 def write_batches(name: str, batches: int, max_batch: int, seed: int) -> None:
