@@ -15,7 +15,7 @@ MAX_SLEEP_SECONDS = 500e-6
 
 
 class Backoff:
-    """Pacing for a polling loop: free polls for a moment, then sleeps that double up to a cap.
+    """Pacing for a polling loop: polls without sleeping for a moment, then sleeps that double up to a cap.
 
     Make one per wait. Linux rounds short sleeps up by the thread's timer slack (50 µs
     by default), so the real sleeps are somewhat longer than the values here.
