@@ -24,7 +24,7 @@ from ..errors import FeedClosedError, FeedStateError, InvalidRequestError, RingE
 from ..parsers import TICK_DTYPE, Mode
 from ..parsers.text import BrokerMessage, ErrorMessage, InvalidMessage, OrderUpdate, UnknownMessage, parse_text
 from ..ringbuf import Ring
-from .allocation import Allocation, Slot, validate_tokens
+from .allocation import MAX_INSTRUMENTS_PER_CONNECTION, Allocation, Slot, validate_tokens
 from .credentials import ApiKey
 from .events import FeedEvent
 from .messages import (
@@ -106,7 +106,9 @@ class Feed:
     and :meth:`stop`. ``keys`` is a sequence of :class:`ApiKey` or a mapping of api_key
     to access token. ``url`` is the WebSocket root, e.g. a simulator's
     ``ws://127.0.0.1:port``. ``ring_capacity`` is the number of records per key's ring
-    (a power of two; each record is ``TICK_DTYPE.itemsize`` = 272 bytes). ``on_event``,
+    (a power of two; each record is ``TICK_DTYPE.itemsize`` = 272 bytes).
+    ``instruments_per_connection`` caps each connection below Kite's 3,000, to spread
+    instruments over more connections. ``on_event``,
     if given, is called from the feed's monitor thread with each :class:`FeedEvent`.
     """
 
@@ -117,6 +119,7 @@ class Feed:
         name: str | None = None,
         url: str = KITE_TICKER_URL,
         ring_capacity: int = 1 << 18,
+        instruments_per_connection: int = MAX_INSTRUMENTS_PER_CONNECTION,
         start_method: Literal["spawn", "forkserver"] = "spawn",
         liveness_timeout: float = 5.0,
         connect_timeout: float = 10.0,
@@ -135,6 +138,11 @@ class Feed:
             raise InvalidRequestError(
                 f"invalid start_method {start_method!r}: expected 'spawn' or 'forkserver' (fork is unsafe with threads)"
             )
+        if not isinstance(instruments_per_connection, int) or not 1 <= instruments_per_connection <= MAX_INSTRUMENTS_PER_CONNECTION:
+            raise InvalidRequestError(
+                f"invalid instruments_per_connection {instruments_per_connection!r}: "
+                f"expected 1 to {MAX_INSTRUMENTS_PER_CONNECTION}, Kite's limit per connection"
+            )
         for label, value in (("liveness_timeout", liveness_timeout), ("connect_timeout", connect_timeout)):
             if not isinstance(value, (int, float)) or value <= 0:
                 raise InvalidRequestError(f"invalid {label} {value!r}: expected a positive number of seconds")
@@ -149,7 +157,7 @@ class Feed:
 
         self._state: Literal["new", "running", "stopped"] = "new"
         self._lock = threading.RLock()
-        self._allocation = Allocation(len(self._keys))
+        self._allocation = Allocation(len(self._keys), instruments_per_connection=instruments_per_connection)
         self._rings: list[Ring] = []
         self._workers: list[WorkerHandle] = []
         self._restart_due: dict[int, float] = {}
@@ -496,10 +504,10 @@ class Feed:
                 logger.exception("on_event callback failed")
 
     def _on_worker_exit(self, handle: WorkerHandle) -> None:
-        exitcode = handle.process.exitcode if handle.process is not None else None
-        handle.discard()
         if self._stopping.is_set():
-            return
+            return  # stop() reaps its workers itself; reaping from two threads races
+        handle.discard()
+        exitcode = handle.process.exitcode if handle.process is not None else None
         ran_for = time.monotonic() - self._started_at.get(handle.key_index, 0.0)
         delay = 0.0 if ran_for > _STABLE_RUN else min(5.0, 0.25 * 2 ** min(handle.restarts, 5))
         logger.error(

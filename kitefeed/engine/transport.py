@@ -115,7 +115,7 @@ class WebSocketsTransport:
                 # server need not answer pings promptly.
                 ping_interval=None,
                 open_timeout=timeout,
-                close_timeout=2,
+                close_timeout=1,
                 max_size=_MAX_MESSAGE_BYTES,
                 max_queue=64,
                 proxy=None,

@@ -85,8 +85,8 @@ class Worker:
         finally:
             loop.remove_reader(self._pipe.fileno())
             housekeeping.cancel()
-            for connection in self._connections:
-                await connection.stop()
+            # Concurrently, because each close may wait up to the transport's close timeout.
+            await asyncio.gather(*(connection.stop() for connection in self._connections))
             self._ring.close()
             logger.info("worker for key %d stopped", self._config.key_index)
 
