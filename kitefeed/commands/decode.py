@@ -42,7 +42,7 @@ def _read_message(path: Path, is_hex: bool) -> bytes:
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--hex", "is_hex", is_flag=True, help="FILE holds the message as hex text; whitespace is ignored.")
+@click.option("--hex", "is_hex", is_flag=True, help="FILE contains the message as hex digits; whitespace is ignored.")
 @click.option(
     "--format",
     "output_format",
@@ -54,7 +54,7 @@ def _read_message(path: Path, is_hex: bool) -> bytes:
 def decode(file: Path, is_hex: bool, output_format: str) -> None:
     """Print the ticks of one Kite binary message in FILE as JSON.
 
-    FILE holds one WebSocket binary message as received (packet count, then length-prefixed
+    FILE contains one WebSocket binary message as received (packet count, then length-prefixed
     packets). Skipped packets are counted on standard error.
     """
     message = _read_message(file, is_hex)

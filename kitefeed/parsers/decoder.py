@@ -169,9 +169,10 @@ class Decoder:
         """Decode one binary message into ticks in wire order.
 
         Returns a new, writable 1-D array of :data:`TICK_DTYPE` that shares no memory with
-        ``message``; it is empty for a heartbeat (fewer than 2 bytes) or a message without
-        packets. ``recv_time_ns`` (nanoseconds since the Unix epoch, UTC; default now) goes
-        into every tick's ``recv_time``. Bytes after the declared packets are ignored.
+        ``message``. The array is empty for a heartbeat (fewer than 2 bytes) or a message
+        without packets. ``recv_time_ns`` is written into every tick's ``recv_time``, in
+        nanoseconds since the Unix epoch (UTC), and defaults to now. Bytes after the
+        declared packets are ignored.
         """
         if recv_time_ns is None:
             recv_time_ns = time.time_ns()

@@ -16,6 +16,7 @@ differs from the official client on purpose in two ways:
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,6 @@ _NAT = np.iinfo(np.int64).min
 _EPOCH_IST = _dt.datetime(1970, 1, 1, 5, 30, tzinfo=IST)
 _MODE_NAME = {int(kind): mode.wire_name for kind, mode in KIND_MODE.items()}
 _INDEX_KINDS = (PacketKind.INDEX_QUOTE, PacketKind.INDEX_FULL)
-_FULL_KINDS = (PacketKind.INDEX_FULL, PacketKind.FULL)
 
 
 def _check_ticks(ticks: np.ndarray) -> None:
@@ -153,17 +153,26 @@ def _iso_utc(times: np.ndarray) -> list[str | None]:
 
 
 def _nan_to_none(values: list[Any]) -> list[Any]:
-    return [_nan_to_none(value) if isinstance(value, list) else (None if value != value else value) for value in values]
+    """Replace NaN with None in a list of floats or of lists of floats."""
+    result: list[Any] = []
+    for value in values:
+        if isinstance(value, list):
+            result.append(_nan_to_none(value))
+        elif math.isnan(value):
+            result.append(None)
+        else:
+            result.append(value)
+    return result
 
 
 def to_records(ticks: np.ndarray) -> list[dict[str, Any]]:
     """Convert ``ticks`` (a 1-D array of :data:`TICK_DTYPE`) to one dict per tick with every field.
 
-    Keys follow the dtype's field order. Times are ISO 8601 UTC strings ending in ``Z``
-    (with nanoseconds only when they are not whole seconds), prices absent from the
-    packet kind are None instead of NaN, depth fields are lists of 5 levels, and
-    ``kind`` and ``mode`` are the integer values of :class:`PacketKind` and :class:`Mode`.
-    The result is valid input for any JSON encoder.
+    Keys follow the dtype's field order. Times are ISO 8601 UTC strings ending in ``Z``,
+    with nanoseconds only when they are not whole seconds. Prices that the packet kind
+    does not carry are None instead of NaN, so any JSON encoder accepts the result.
+    Depth fields are lists of 5 levels. ``kind`` and ``mode`` are the integer values of
+    :class:`PacketKind` and :class:`Mode`.
     """
     if ticks.dtype != TICK_DTYPE or ticks.ndim != 1:
         raise InvalidRequestError(

@@ -61,7 +61,7 @@ class InvalidMessage(msgspec.Struct, frozen=True):
 
     This covers invalid JSON, JSON that is not an object with a string ``type``, and an
     ``order`` or ``error`` message whose ``data`` has the wrong shape. ``text`` is the
-    message as received (invalid UTF-8 replaced by U+FFFD); ``reason`` says what was wrong.
+    message as received (invalid UTF-8 replaced by U+FFFD); ``reason`` describes what was wrong.
     """
 
     text: str
