@@ -37,8 +37,8 @@ _KIND_BY_LENGTH = np.zeros(1 << 16, dtype=np.uint8)
 for _length, _kind in LENGTH_KIND.items():
     _KIND_BY_LENGTH[_length] = _kind
 
-# A record with every field absent: NaN prices, NaT times, zero integers.
-_BLANK = np.zeros((), dtype=TICK_DTYPE)
+# A record with every field absent: NaN prices, NaT times, zero integers and zero padding.
+_BLANK = np.zeros(1, dtype=TICK_DTYPE)
 for _name in TICK_DTYPE.names:
     _base = TICK_DTYPE[_name].base
     if _base.kind == "f":
@@ -91,9 +91,9 @@ def _decode_group(kind: PacketKind, block: np.ndarray) -> np.ndarray:
     ``recv_time``, ``key_index`` and ``connection_index`` are left for the caller.
     """
     wire = block.view(WIRE_DTYPES[kind])[:, 0]
-    # np.zeros, not np.empty, so the record's end padding is zero and output bytes are deterministic.
-    ticks = np.zeros(len(wire), dtype=TICK_DTYPE)
-    ticks[...] = _BLANK
+    # np.repeat copies whole records, padding included, and is faster than filling
+    # fields of a new array; zero padding keeps the output bytes deterministic.
+    ticks = np.repeat(_BLANK, len(wire))
 
     tokens = wire["token"]
     segments = (tokens & 0xFF).astype(np.uint8)
@@ -251,9 +251,13 @@ class Decoder:
         # scattered to their wire-order positions among the good packets.
         output_index = np.cumsum(good) - 1
         ticks = np.zeros(int(good.sum()), dtype=TICK_DTYPE)
+        # Scattering whole records as raw bytes is several times faster than a structured
+        # assignment, which copies field by field.
+        record_bytes = ticks.view(np.uint8).reshape(len(ticks), TICK_DTYPE.itemsize)
         for kind in np.unique(kinds[good]).tolist():
             rows = np.flatnonzero(good & (kinds == kind))
             length = int(declared[rows[0]])
             block = buffer[starts[rows][:, None] + np.arange(length)]
-            ticks[output_index[rows]] = _decode_group(PacketKind(kind), block)
+            group = _decode_group(PacketKind(kind), block)
+            record_bytes[output_index[rows]] = group.view(np.uint8).reshape(len(group), TICK_DTYPE.itemsize)
         return ticks
