@@ -26,12 +26,13 @@ def assert_same(ours: Any, theirs: Any, where: str = "tick") -> None:
     """Assert equal values, types, key order and nesting; times mapped as kitefeed documents."""
     if isinstance(theirs, dt.datetime):
         # Theirs is naive local time: a zero time is kitefeed's None, any other is the same
-        # instant as kitefeed's aware datetime in UTC+05:30.
+        # instant as kitefeed's aware datetime in UTC+05:30. Converting ours to naive local
+        # time avoids guessing the offset of an ambiguous local time in zones with DST.
         if theirs == OFFICIAL_EPOCH:
             assert ours is None, where
         else:
             assert ours.tzinfo == IST, where
-            assert ours == theirs.astimezone(IST), where
+            assert ours.astimezone().replace(tzinfo=None) == theirs, where
         return
 
     assert type(ours) is type(theirs), f"{where}: {type(ours).__name__} != {type(theirs).__name__}"
