@@ -1,8 +1,8 @@
 """A Kite-protocol WebSocket server for tests, the demo and benchmarks.
 
-:class:`Simulator` serves Kite's ticker protocol on the loopback interface: it checks the
-handshake's ``api_key`` and ``access_token``, enforces 3 connections per key and 3000
-instruments per connection, streams a random walk of every subscribed instrument and
+:class:`Simulator` serves Kite's ticker protocol on the loopback interface. It checks the
+handshake's ``api_key`` and ``access_token`` and enforces 3 connections per key and 3000
+instruments per connection. It streams a random walk of every subscribed instrument and
 sends heartbeats, text messages and replayed frames.
 """
 

@@ -101,7 +101,7 @@ class Market:
         return self._sent[: self._count]
 
     def row(self, token: int) -> int | None:
-        """Return the row of ``token``, or None if nobody requested it yet."""
+        """Return the row of ``token``, or None if no connection has requested it yet."""
         return self._rows.get(token)
 
     def rows_for(self, tokens: list[int]) -> np.ndarray:
@@ -197,7 +197,7 @@ class Market:
         tick, divisor = self._tick_raw[rows], self._divisor[rows]
 
         # Log-normal step with a weak pull back to the previous close, so that prices stay
-        # plausible over a long run; the result is snapped to the tick grid in raw units.
+        # plausible over a long run. The result is snapped to the tick grid in raw units.
         last, close = state["last_price"][rows], state["close"][rows]
         pull = -_REVERSION * np.log(last / close)
         step = np.exp(rng.normal(pull, _VOLATILITY))

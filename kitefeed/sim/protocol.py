@@ -1,4 +1,4 @@
-"""Kite ticker protocol pieces of the simulator that do no I/O: requests, refusals, frames."""
+"""Kite ticker protocol pieces of the simulator that do no I/O: requests, rejections, frames."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ __all__ = [
     "encode_frames",
     "kinds_for",
     "parse_request",
-    "refusal_body",
-    "too_many_instruments_message",
+    "rejection_body",
+        "too_many_instruments_message",
 ]
 
 MAX_PACKETS_PER_FRAME = 3000
@@ -84,20 +84,20 @@ def too_many_instruments_message(limit: int) -> str:
     return orjson.dumps({"type": "error", "data": f"Can't subscribe to more than {limit} instruments."}).decode()
 
 
-_REFUSALS = {
+_REJECTIONS = {
     http.HTTPStatus.BAD_REQUEST: ("InputException", "missing api_key or access_token in the query string"),
     http.HTTPStatus.FORBIDDEN: ("TokenException", "Invalid api_key or access_token"),
     http.HTTPStatus.TOO_MANY_REQUESTS: ("NetworkException", "Too many connections for this api_key; the limit is {limit}"),
 }
 
 
-def refusal_body(status: http.HTTPStatus, limit: int = 0) -> str:
-    """Return the JSON body of a refused handshake, shaped like the REST API's error envelope.
+def rejection_body(status: http.HTTPStatus, limit: int = 0) -> str:
+    """Return the JSON body of a rejected handshake, shaped like the REST API's error envelope.
 
     The real server's body is undocumented and clients only read the status, so the error
     types are those the REST API uses for the same statuses.
     """
-    error_type, message = _REFUSALS[status]
+    error_type, message = _REJECTIONS[status]
     envelope = {"status": "error", "message": message.format(limit=limit), "error_type": error_type}
     return orjson.dumps(envelope).decode()
 

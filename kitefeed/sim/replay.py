@@ -1,9 +1,9 @@
 """Load captured binary messages for the simulator to replay.
 
-Two file formats are read: ``.bin``, one raw binary WebSocket message sent as is (it may
-be malformed on purpose, to test a decoder), and ``.packet``, base64 text of one bare
-packet without the frame header, as in Zerodha's kiteconnect-mocks repository, which is
-wrapped into a one-packet frame.
+Two file formats are read. A ``.bin`` file is one raw binary WebSocket message, sent as
+is, so it may be malformed on purpose to test a decoder. A ``.packet`` file is base64 text
+of one bare packet without the frame header, as in Zerodha's kiteconnect-mocks
+repository; the loader wraps it into a one-packet frame.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def load_replay(paths: Iterable[str | os.PathLike[str]]) -> list[bytes]:
     """Return one binary message per file in ``paths``, in the given order.
 
     Raises :class:`~kitefeed.errors.InvalidRequestError` naming the file for an unknown
-    suffix, an empty ``.bin`` or a ``.packet`` that is not base64 of a valid packet;
-    ``OSError`` when a file cannot be read.
+    suffix, an empty ``.bin`` or a ``.packet`` that is not base64 of a valid packet.
+    Raises ``OSError`` when a file cannot be read.
     """
     return [_load_one(Path(path)) for path in paths]

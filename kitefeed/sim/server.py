@@ -24,16 +24,17 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from .._logging import quiet_websockets_logger
 from .config import SimConfig
 from .market import Market
-from .protocol import refusal_body
+from .protocol import rejection_body
 from .session import ConnectionInfo, Session
 
 __all__ = ["SimServer", "SimulatorStats"]
 
 logger = logging.getLogger(__name__)
 
-_CLOSE_TIMEOUT = 2.0  # seconds a client gets to answer the closing handshake at shutdown
+_CLOSE_TIMEOUT = 2.0  # seconds a client gets to reply to the closing handshake at shutdown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +86,8 @@ class SimServer:
         """Listen on the configured host and port and start the push and heartbeat loops."""
         self.loop = asyncio.get_running_loop()
 
-        # The real server's use of compression is not documented; without it a push cycle
-        # costs less CPU. Pings from the client are still answered.
+        # The real server's use of compression is not documented, and without it a push
+        # cycle costs less CPU. The server sends no pings but replies to the client's.
         self._server = await serve(
             self._handle,
             self.config.host,
@@ -95,6 +96,7 @@ class SimServer:
             compression=None,
             ping_interval=None,
             close_timeout=_CLOSE_TIMEOUT,
+            logger=quiet_websockets_logger("kitefeed.sim.websocket"),
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks = [
@@ -117,10 +119,10 @@ class SimServer:
 
     # ---- handshake and connections
 
-    def _refuse(self, connection: ServerConnection, status: http.HTTPStatus, api_key: str) -> Response:
+    def _reject(self, connection: ServerConnection, status: http.HTTPStatus, api_key: str) -> Response:
         self._refused[status.value] += 1
         logger.info("rejected a connection of api_key %r with HTTP %d", api_key, status.value)
-        body = refusal_body(status, self.config.max_connections_per_key).encode()
+        body = rejection_body(status, self.config.max_connections_per_key).encode()
         headers = Headers(
             [("Connection", "close"), ("Content-Length", str(len(body))), ("Content-Type", "application/json")]
         )
@@ -132,19 +134,19 @@ class SimServer:
         api_key = query.get("api_key", [""])[0]
         token = query.get("access_token", [""])[0]
         if not api_key or not token:
-            return self._refuse(connection, http.HTTPStatus.BAD_REQUEST, api_key)
+            return self._reject(connection, http.HTTPStatus.BAD_REQUEST, api_key)
 
         with self._credentials_lock:
             expected = self._credentials.get(api_key)
         if expected is None or not hmac.compare_digest(expected.encode(), token.encode()):
-            return self._refuse(connection, http.HTTPStatus.FORBIDDEN, api_key)
+            return self._reject(connection, http.HTTPStatus.FORBIDDEN, api_key)
 
         # A slot is taken from here until the connection starts closing. Connections whose
         # handshake failed later on are CLOSED and so no longer count.
         slots = self._slots[api_key]
         slots.difference_update([c for c in slots if c.state not in (State.CONNECTING, State.OPEN)])
         if len(slots) >= self.config.max_connections_per_key:
-            return self._refuse(connection, http.HTTPStatus.TOO_MANY_REQUESTS, api_key)
+            return self._reject(connection, http.HTTPStatus.TOO_MANY_REQUESTS, api_key)
         slots.add(connection)
         self._handshake_keys[connection] = api_key
         return None

@@ -18,8 +18,10 @@ __all__ = ["ConnectionInfo", "Session"]
 
 logger = logging.getLogger(__name__)
 
+# NOTE: how the real server treats a client that reads too slowly is not documented.
+# The simulator drops new messages while the queue is full and counts them.
 OUTBOX_LIMIT = 256
-"""Messages queued for one connection; when a client reads too slowly, newer messages are dropped."""
+"""Messages queued for one connection before new ones are dropped."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +98,11 @@ class Session:
     def _subscribe(self, tokens: list[int], mode: Mode | None) -> None:
         """Subscribe ``tokens`` in ``mode`` and queue their current state.
 
-        ``mode`` None is a plain subscribe, which sets (or resets) the mode to quote. A
-        token already subscribed takes no new slot; new tokens beyond the connection's
-        limit are rejected with one error text message.
+        ``mode`` None is a plain subscribe, which sets (or resets) the mode to quote. New
+        tokens beyond the connection's limit are rejected with one error text message.
         """
+        # NOTE: Kite staff say duplicate tokens count toward the real server's limit. Here a
+        # token already subscribed, or repeated within a request, takes no new slot.
         requested = list(dict.fromkeys(tokens))
         room = self._max_instruments - len(self._modes)
         accepted: list[int] = []

@@ -33,11 +33,11 @@ class Simulator:
     with its own event loop) or from asyncio code as ``async with Simulator(...) as sim:``.
 
     Every ``tick_interval`` seconds a push cycle picks each subscribed instrument with
-    probability ``tick_probability`` (default: ``tick_interval`` / 1 s, so about one tick a
-    second), moves it by a random walk and sends one frame per connection with the picked
-    instruments it subscribes. When ``replay`` messages are given, each connection is also
-    sent the next of them every cycle, whatever it subscribes, looping over the list; the
-    random walk goes on as well.
+    probability ``tick_probability``. The default is ``tick_interval`` / 1 s, so that an
+    instrument ticks about once a second. The cycle moves the picked instruments by a random
+    walk and sends each connection one frame with those it subscribes. When ``replay``
+    messages are given, each connection also gets the next of them every cycle, whatever it
+    subscribes, going back to the first after the last. The random walk goes on as well.
 
     Client requests that are not valid JSON, have an unknown action or mode, or another
     shape are ignored without an answer, as the real server is believed to do.
@@ -241,7 +241,7 @@ class Simulator:
         """Run ``function`` in the server's event loop and return its result.
 
         The server's state belongs to its loop, so a call from another thread is scheduled
-        there and waited for; a call from the loop itself, or after stop, runs directly.
+        there and waited for. A call from the loop itself, or after stop, runs directly.
         """
         loop = self._require_server().loop
         try:

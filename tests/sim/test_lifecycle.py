@@ -27,7 +27,8 @@ def test_stop_leaves_no_thread_or_fd() -> None:
         clients = [await open_client(sim) for _ in range(3)]
         for client in clients:
             await send_json(client, "subscribe", [NSE_TOKEN])
-        sim.stop()
+        # Clients must keep reading while the server closes them, so stop in another thread.
+        stopping = asyncio.create_task(asyncio.to_thread(sim.stop))
         for client in clients:
             with pytest.raises(ConnectionClosed) as closed:
                 async with asyncio.timeout(10):
@@ -35,6 +36,7 @@ def test_stop_leaves_no_thread_or_fd() -> None:
                         await client.recv()
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 1001
+        await stopping
 
     sim = Simulator(CREDENTIALS, tick_interval=0.02)
     sim.start()

@@ -119,6 +119,8 @@ def test_encode_frames_splits_large_batches() -> None:
 def test_parse_request_cases() -> None:
     assert parse_request('{"a": "subscribe", "v": [1, "2", 3.0, false, 4294967295]}').tokens == [1, 4294967295]
     mode = parse_request('{"a":"mode","v":["ltp",[5]]}')
-    assert mode is not None and mode.mode == 1 and mode.tokens == [5]
+    assert mode is not None
+    assert mode.mode == 1
+    assert mode.tokens == [5]
     for text in ('{"a": "mode", "v": ["LTP", [5]]}', '{"a": "subscribe"}', "{", '"subscribe"', '{"a": 1, "v": []}'):
         assert parse_request(text) is None, text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import numpy as np
@@ -215,9 +216,8 @@ def test_same_token_same_prices_on_two_connections(sim: Simulator) -> None:
             await send_json(second, "mode", ["ltp", [NSE_TOKEN]])
             await receive_until(first, is_frame)
             await receive_until(second, is_frame)
-            frames = []
-            for ws in (first, second):
-                frames.append([m for m in await receive_for(ws, 0.5) if is_frame(m)])
+            received = await asyncio.gather(receive_for(first, 0.5), receive_for(second, 0.5))
+            frames = [[m for m in messages if is_frame(m)] for messages in received]
             # Each push cycle sends one byte-identical frame to both connections.
             common = set(frames[0]) & set(frames[1])
             assert len(common) >= 3
