@@ -8,6 +8,7 @@ second; and ends with a summary of ticks published, read and lost per key.
 from __future__ import annotations
 
 import secrets
+import sys
 import threading
 import time
 from typing import Any
@@ -58,7 +59,7 @@ class _Counter(threading.Thread):
 
 def _table(stats: FeedStats, counter: _Counter, elapsed: float) -> Table:
     table = Table(title=f"kitefeed demo, {elapsed:4.1f} s", title_justify="left")
-    for column in ("key", "connected", "instruments", "frames", "ticks", "published", "read", "lost", "parse errors"):
+    for column in ("key", "connected", "instruments", "frames", "ticks", "published", "read", "lost", "errors"):
         table.add_column(column, justify="right" if column != "key" else "left")
     lost = counter.reader.lost_per_ring()
     for key in stats.keys:
@@ -82,7 +83,8 @@ def _table(stats: FeedStats, counter: _Counter, elapsed: float) -> Table:
 @click.option("--ring-capacity", type=int, default=1 << 16, show_default=True, help="Records per key's ring (a power of two).")
 def demo(seconds: float, as_json: bool, ring_capacity: int) -> None:
     """Stream simulated ticks from 2 API keys and 12,000 instruments through shared memory."""
-    console = Console(highlight=False)
+    # Wide enough for the table when the output is a pipe or a file (rich assumes 80 columns).
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     credentials = {f"demo_key_{index}": secrets.token_hex(16) for index in range(_KEYS)}
     instruments = demo_instruments()
 

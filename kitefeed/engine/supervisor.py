@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from ..errors import FeedClosedError, FeedStateError, InvalidRequestError, RingError, WorkerError
 from ..parsers import TICK_DTYPE, Mode
 from ..parsers.text import BrokerMessage, ErrorMessage, InvalidMessage, OrderUpdate, UnknownMessage, parse_text
-from ..ringbuf import Ring
+from ..ringbuf import Ring, list_segments
 from .allocation import MAX_INSTRUMENTS_PER_CONNECTION, Allocation, Slot, validate_tokens
 from .credentials import ApiKey
 from .events import FeedEvent
@@ -223,14 +223,13 @@ class Feed:
             user = json.dumps(
                 {"feed": self.name, "key_index": key_index, "keys": len(self._keys), "api_key": key.api_key}
             ).encode()
-            try:
-                ring = Ring.create(ring_name(self.name, key_index), TICK_DTYPE, self.ring_capacity, user=user)
-            except FileExistsError as exc:
+            name = ring_name(self.name, key_index)
+            if name in list_segments(name):
                 raise FeedStateError(
                     f"a feed named {self.name!r} already has shared memory on this machine; "
                     "choose another name or remove the segments of the old feed"
-                ) from exc
-            self._rings.append(ring)
+                )
+            self._rings.append(Ring.create(name, TICK_DTYPE, self.ring_capacity, user=user))
 
     def stop(self) -> None:
         """Stop the workers and remove the rings. Safe to call more than once."""

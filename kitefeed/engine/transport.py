@@ -7,13 +7,14 @@ them, so that a faster library can replace ``websockets`` without touching the r
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 from urllib.parse import urlencode
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from .._logging import quiet_websockets_logger
 
 __all__ = [
     "Channel",
@@ -70,13 +71,6 @@ def build_url(root: str, api_key: str, access_token: str) -> str:
     return root + separator + urlencode({"api_key": api_key, "access_token": access_token})
 
 
-class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Drops websockets' debug lines, which include the request line and so the token."""
-
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's API name
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
-
-
 class _WebSocketsChannel:
     __slots__ = ("_connection",)
 
@@ -103,7 +97,7 @@ class WebSocketsTransport:
     """:class:`Transport` on the ``websockets`` library (asyncio implementation)."""
 
     def __init__(self) -> None:
-        self._logger = _QuietLogger(logging.getLogger("kitefeed.engine.websocket"), {})
+        self._logger = quiet_websockets_logger("kitefeed.engine.websocket")
 
     async def open(self, url: str, *, timeout: float) -> Channel:
         try:
