@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 # NOTE: how the real server treats a client that reads too slowly is not documented.
 # The simulator drops new messages while the queue is full and counts them.
-OUTBOX_LIMIT = 256
+OUTBOX_LIMIT = 64
 """Messages queued for one connection before new ones are dropped."""
 
 

@@ -144,3 +144,20 @@ def test_replay_runs_next_to_random_walk() -> None:
                 assert frames[0] in messages
 
         run(main())
+
+
+def test_slow_reader_gets_drops_not_stall() -> None:
+    tokens = list(range(3_000_001, 3_003_001))
+    with Simulator({KEY: TOKEN}, tick_interval=0.01, tick_probability=1.0) as sim:
+
+        async def main() -> None:
+            async with open_client(sim) as slow, open_client(sim) as fast:
+                await slow.send(json.dumps({"a": "mode", "v": ["full", tokens]}))
+                await wait_for_state(lambda: sim.connections()[0].dropped > 0, seconds=30)
+
+                # The server keeps serving other connections while one is stuck.
+                await fast.send(json.dumps({"a": "subscribe", "v": [408065]}))
+                await receive_until(fast, lambda m: is_frame(m) and m[4:8] == (408065).to_bytes(4, "big"))
+                assert sim.connections()[1].dropped == 0
+
+        run(main())
