@@ -1,5 +1,21 @@
-"""kitefeed: Kite Connect market ticks from many API keys into shared memory."""
+"""kitefeed: Kite Connect market ticks from many API keys into shared memory.
 
+Start a :class:`Feed` with your API keys, subscribe instruments, and read ticks as
+numpy arrays of :data:`TICK_DTYPE` with :meth:`Feed.open_reader`, or from any other
+process with :func:`open_reader` and the feed's name.
+"""
+
+from .engine import (
+    ApiKey,
+    ConnectionStats,
+    Feed,
+    FeedEvent,
+    FeedReader,
+    FeedStats,
+    KeyStats,
+    KITE_TICKER_URL,
+    open_reader,
+)
 from .errors import (
     CapacityError,
     FeedClosedError,
@@ -10,13 +26,22 @@ from .errors import (
     RingLayoutError,
     WorkerError,
 )
-from .parsers import TICK_DTYPE, Mode, PacketKind
+from .parsers import TICK_DTYPE, Decoder, Mode, PacketKind, parse_text, to_kiteconnect
 
 __all__ = [
+    "ApiKey",
     "CapacityError",
+    "ConnectionStats",
+    "Decoder",
+    "Feed",
     "FeedClosedError",
+    "FeedEvent",
+    "FeedReader",
     "FeedStateError",
+    "FeedStats",
     "InvalidRequestError",
+    "KITE_TICKER_URL",
+    "KeyStats",
     "KitefeedError",
     "Mode",
     "PacketKind",
@@ -24,4 +49,7 @@ __all__ = [
     "RingLayoutError",
     "TICK_DTYPE",
     "WorkerError",
+    "open_reader",
+    "parse_text",
+    "to_kiteconnect",
 ]
