@@ -101,8 +101,9 @@ class Session:
         ``mode`` None is a plain subscribe, which sets (or resets) the mode to quote. New
         tokens beyond the connection's limit are rejected with one error text message.
         """
-        # NOTE: Kite staff say duplicate tokens count toward the real server's limit. Here a
-        # token already subscribed, or repeated within a request, takes no new slot.
+        # NOTE: Kite staff wrote on the developer forum that duplicate tokens count toward the
+        # real server's limit. Here a token already subscribed, or repeated within a request,
+        # takes no new slot.
         requested = list(dict.fromkeys(tokens))
         room = self._max_instruments - len(self._modes)
         accepted: list[int] = []
