@@ -61,7 +61,7 @@ def _table(stats: FeedStats, counter: _Counter, elapsed: float) -> Table:
     table = Table(title=f"kitefeed demo, {elapsed:4.1f} s", title_justify="left")
     for column in ("key", "connected", "instruments", "frames", "ticks", "published", "read", "lost", "errors"):
         table.add_column(column, justify="right" if column != "key" else "left")
-    lost = counter.reader.lost_per_ring()
+    lost = counter.reader.lost_per_key()
     for key in stats.keys:
         table.add_row(
             key.api_key,
@@ -71,7 +71,7 @@ def _table(stats: FeedStats, counter: _Counter, elapsed: float) -> Table:
             f"{key.ticks:,}",
             f"{key.ring_position:,}",
             f"{int(counter.read[key.key_index]):,}",
-            f"{lost[key.key_index]:,}",
+            f"{lost[key.api_key]:,}",
             f"{key.parse_errors:,}",
         )
     return table

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from ..errors import RingError, RingLayoutError
+from ..errors import InvalidRequestError, RingError, RingLayoutError
 from ..parsers import TICK_DTYPE
 from ..ringbuf import GroupReader, GroupStats, Ring, Start, open_group_reader
 from .naming import ring_name, validate_feed_name
@@ -60,9 +60,9 @@ class FeedReader:
         """Records read and lost, per key's ring (in key-index order) and in total."""
         return self._group.stats()
 
-    def lost_per_ring(self) -> list[int]:
-        """Records lost on each key's ring."""
-        return [reader.lost for reader in self._group.readers]
+    def lost_per_key(self) -> dict[str, int]:
+        """Records lost on each key's ring, by api_key."""
+        return {key: reader.lost for key, reader in zip(self.keys, self._group.readers)}
 
     def close(self) -> None:
         """Release the shared memory; safe from any thread and more than once."""
@@ -80,11 +80,18 @@ class FeedReader:
         return f"<FeedReader feed={self.feed_name!r} keys={self.keys}>"
 
 
-def open_reader(feed_name: str, *, start: Start = "oldest") -> FeedReader:
-    """Attach to the running feed ``feed_name`` from any process and read all its keys.
+def open_reader(
+    feed_name: str,
+    *,
+    keys: Sequence[str] | None = None,
+    start: Start = "oldest",
+) -> FeedReader:
+    """Attach to the running feed ``feed_name`` from any process and read its ticks.
 
+    ``keys`` selects the API keys whose rings are read (default: all, as one stream).
     ``start`` is ``"oldest"`` (every record still in the rings) or ``"newest"`` (only
-    records published from now on). Raises :class:`RingError` when no such feed runs.
+    records published from now on). Raises :class:`RingError` when no such feed runs
+    and :class:`InvalidRequestError` for a key the feed does not have.
     """
     validate_feed_name(feed_name)
     first = ring_name(feed_name, 0)
@@ -97,12 +104,21 @@ def open_reader(feed_name: str, *, start: Start = "oldest") -> FeedReader:
             f"no feed named {feed_name!r} is running on this machine (segment {first!r} not found); "
             "check the name passed to Feed(name=...)"
         ) from exc
-    if dtype != TICK_DTYPE or "keys" not in info:
+    if dtype != TICK_DTYPE or "api_keys" not in info:
         raise RingLayoutError(f"segment {first!r} is not a kitefeed tick ring of this version")
 
-    names = [ring_name(feed_name, index) for index in range(int(info["keys"]))]
-    group = open_group_reader(names, start)
-    api_keys = []
-    for reader in group.readers:
-        api_keys.append(json.loads(reader.ring.user.decode()).get("api_key", ""))
-    return FeedReader(feed_name, group, api_keys)
+    api_keys: list[str] = list(info["api_keys"])
+    if keys is None:
+        selected = api_keys
+    else:
+        if isinstance(keys, str):
+            keys = [keys]
+        unknown = [key for key in keys if key not in api_keys]
+        if unknown or not keys:
+            raise InvalidRequestError(
+                f"invalid keys {list(keys)!r}: feed {feed_name!r} has the keys {api_keys}"
+            )
+        selected = [key for key in api_keys if key in keys]
+
+    names = [ring_name(feed_name, api_keys.index(key)) for key in selected]
+    return FeedReader(feed_name, open_group_reader(names, start), selected)

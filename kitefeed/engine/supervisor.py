@@ -221,7 +221,7 @@ class Feed:
         )
         for key_index, key in enumerate(self._keys):
             user = json.dumps(
-                {"feed": self.name, "key_index": key_index, "keys": len(self._keys), "api_key": key.api_key}
+                {"feed": self.name, "key_index": key_index, "api_keys": self.keys, "api_key": key.api_key}
             ).encode()
             name = ring_name(self.name, key_index)
             if name in list_segments(name):
@@ -425,8 +425,8 @@ class Feed:
     def _records_lost(self) -> list[int]:
         lost = [0] * len(self._keys)
         for reader in list(self._readers):
-            for index, count in enumerate(reader.lost_per_ring()):
-                lost[index] += count
+            for api_key, count in reader.lost_per_key().items():
+                lost[self._key_index(api_key)] += count
         return lost
 
     def poll_events(self) -> list[FeedEvent]:
@@ -436,12 +436,14 @@ class Feed:
             events.append(self._events.popleft())
         return events
 
-    def open_reader(self, start: Literal["oldest", "newest"] = "oldest") -> "FeedReader":
-        """Open a reader of all keys' rings in this process; its losses count in :meth:`stats`."""
+    def open_reader(
+        self, *, keys: Sequence[str] | None = None, start: Literal["oldest", "newest"] = "oldest"
+    ) -> "FeedReader":
+        """Open a reader of this feed's rings (all keys, or ``keys``); its losses count in :meth:`stats`."""
         from .reader import open_reader
 
         self._require_running()
-        reader = open_reader(self.name, start=start)
+        reader = open_reader(self.name, keys=keys, start=start)
         self._readers.add(reader)
         return reader
 

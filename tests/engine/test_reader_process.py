@@ -7,7 +7,7 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from kitefeed import RingError
+from kitefeed import InvalidRequestError, RingError
 from kitefeed.engine import Feed, open_reader
 from kitefeed.sim import Simulator
 
@@ -62,3 +62,22 @@ def test_reader_iteration_ends_when_feed_stops(sim: Simulator) -> None:
     reader.close()
     assert total == stats.read
     assert stats.read + stats.lost == sum(ring.published for ring in stats.rings)
+
+
+def test_reader_of_one_key(sim: Simulator) -> None:
+    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 12) as feed:
+        feed.subscribe(TOKENS)
+        on_key_b = {token for token, (api_key, _, _) in feed.subscriptions().items() if api_key == "key_b"}
+        with feed.open_reader(keys=["key_b"]) as reader:
+            records = []
+            while not on_key_b <= {int(token) for batch in records for token in batch["instrument_token"]}:
+                batch = reader.read(timeout=15)
+                assert len(batch), "no ticks within 15 s"
+                records.append(batch.copy())
+            assert reader.keys == ["key_b"]
+        with pytest.raises(InvalidRequestError, match="feed '.*' has the keys \\['key_a', 'key_b'\\]"):
+            feed.open_reader(keys=["key_c"])
+
+    merged = np.concatenate(records)
+    assert set(merged["key_index"].tolist()) == {1}
+    assert set(merged["instrument_token"].tolist()) == on_key_b
