@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..engine import Feed, FeedStats
-from ..parsers import Mode
+from ..parsers import TICK_DTYPE, Mode
 from ..sim import Simulator
 
 _KEYS = 2
@@ -98,6 +98,10 @@ def demo(seconds: float, as_json: bool, ring_capacity: int) -> None:
                 f"feed {feed.name!r}: {_INSTRUMENTS:,} instruments over {_KEYS} keys "
                 f"({', '.join(f'{mode.wire_name} {len(t):,}' for mode, t in instruments.items())}), "
                 f"simulator at {sim.url}"
+            )
+            console.print(
+                f"rings: {_KEYS} x {ring_capacity:,} records of {TICK_DTYPE.itemsize} bytes, "
+                f"{feed.ring_bytes / 2**20:.1f} MiB of shared memory"
             )
 
             started = time.monotonic()

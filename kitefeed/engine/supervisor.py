@@ -258,6 +258,11 @@ class Feed:
         logger.info("feed %r stopped", self.name)
 
     @property
+    def ring_bytes(self) -> int:
+        """Shared memory used by the feed's rings, in bytes (0 before start)."""
+        return sum(ring.nbytes for ring in self._rings)
+
+    @property
     def running(self) -> bool:
         return self._state == "running"
 
