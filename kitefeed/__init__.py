@@ -14,6 +14,7 @@ from .engine import (
     FeedStats,
     KeyStats,
     KITE_TICKER_URL,
+    ReconnectPolicy,
     open_reader,
 )
 from .errors import (
@@ -45,6 +46,7 @@ __all__ = [
     "KitefeedError",
     "Mode",
     "PacketKind",
+    "ReconnectPolicy",
     "RingError",
     "RingLayoutError",
     "TICK_DTYPE",

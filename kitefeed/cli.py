@@ -1,4 +1,4 @@
-"""The ``kitefeed`` command line: ``demo``, ``sim``, ``decode``.
+"""The ``kitefeed`` command line: ``demo``, ``sim``, ``decode``, ``cleanup``.
 
 Each command lives in its own module under :mod:`kitefeed.commands`. Logging is
 configured here and nowhere else in the package.
@@ -10,6 +10,7 @@ import logging
 
 import click
 
+from .commands.cleanup import cleanup
 from .commands.decode import decode
 from .commands.demo import demo
 from .commands.sim import sim
@@ -37,3 +38,4 @@ def main(log_level: str) -> None:
 main.add_command(demo)
 main.add_command(sim)
 main.add_command(decode)
+main.add_command(cleanup)

@@ -5,7 +5,8 @@ from .credentials import ApiKey
 from .events import FeedEvent
 from .reader import FeedReader, open_reader
 from .stats import ConnectionStats, FeedStats, KeyStats
-from .supervisor import KITE_TICKER_URL, Feed
+from .feed import KITE_TICKER_URL, Feed
+from .messages import ReconnectPolicy
 
 __all__ = [
     "ApiKey",
@@ -18,5 +19,6 @@ __all__ = [
     "KeyStats",
     "MAX_CONNECTIONS_PER_KEY",
     "MAX_INSTRUMENTS_PER_CONNECTION",
+    "ReconnectPolicy",
     "open_reader",
 ]

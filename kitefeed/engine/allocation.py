@@ -19,6 +19,7 @@ __all__ = [
     "Allocation",
     "MAX_CONNECTIONS_PER_KEY",
     "MAX_INSTRUMENTS_PER_CONNECTION",
+    "POLICIES",
     "Slot",
     "SubscribePlan",
     "validate_tokens",
@@ -31,6 +32,9 @@ MAX_INSTRUMENTS_PER_CONNECTION = 3000
 """Kite refuses instruments beyond 3,000 on one connection."""
 
 _MAX_TOKEN = 0xFFFFFFFF
+
+POLICIES = frozenset({"round_robin", "least_loaded"})
+"""Allocation policies for instruments whose key the request does not name."""
 
 
 class Slot(NamedTuple):
@@ -85,17 +89,24 @@ class Allocation:
     """Instruments per API key and connection, with their modes.
 
     Round robin (the default) gives each new instrument to the next key in turn that has
-    room; a manual request names the key. Within a key, an instrument goes to the first
-    connection with room, so a key opens no more connections than its instruments need.
+    room. Least loaded gives it to the key with the fewest instruments, so keys added or
+    recovered later fill up first. A manual request names the key. Within a key, an
+    instrument goes to the first connection with room, so a key opens no more connections
+    than its instruments need. Keys in ``exclude`` (for example keys whose token was
+    rejected) take no instruments unless a request names them.
     """
 
     def __init__(
         self,
         key_count: int,
         *,
+        policy: str = "round_robin",
         connections_per_key: int = MAX_CONNECTIONS_PER_KEY,
         instruments_per_connection: int = MAX_INSTRUMENTS_PER_CONNECTION,
     ) -> None:
+        if policy not in POLICIES:
+            raise InvalidRequestError(f"invalid allocation policy {policy!r}: expected one of {sorted(POLICIES)}")
+        self.policy = policy
         self.key_count = key_count
         self.connections_per_key = connections_per_key
         self.instruments_per_connection = instruments_per_connection
@@ -125,7 +136,9 @@ class Allocation:
         """Instrument counts as ``[key][connection]``."""
         return [list(row) for row in self._counts]
 
-    def plan_subscribe(self, tokens: list[int], key: int | None = None) -> SubscribePlan:
+    def plan_subscribe(
+        self, tokens: list[int], key: int | None = None, *, exclude: frozenset[int] = frozenset()
+    ) -> SubscribePlan:
         """Choose a connection for each token not yet subscribed, without changing anything.
 
         Tokens already subscribed keep their connection and are left out of the plan. Raises
@@ -133,7 +146,6 @@ class Allocation:
         :class:`InvalidRequestError` when ``key`` is given and a token already sits on
         another key.
         """
-        new_tokens = [token for token in tokens if token not in self.slot_of]
         if key is not None:
             for token in tokens:
                 slot = self.slot_of.get(token)
@@ -142,17 +154,28 @@ class Allocation:
                         f"instrument token {token} is already subscribed on key index {slot.key}; "
                         f"unsubscribe it before moving it to key index {key}"
                     )
+        new_tokens = [token for token in tokens if token not in self.slot_of]
+        return self.plan_placement(new_tokens, key, exclude=exclude)
 
-        free_total = sum(self.key_free(k) for k in range(self.key_count))
-        if key is not None and len(new_tokens) > self.key_free(key):
+    def plan_placement(
+        self, tokens: list[int], key: int | None = None, *, exclude: frozenset[int] = frozenset()
+    ) -> SubscribePlan:
+        """Choose a connection for each of ``tokens`` as if none were subscribed; changes nothing.
+
+        Used directly to move subscribed tokens to other keys (with their current key in
+        ``exclude``). Raises :class:`CapacityError` when they do not fit.
+        """
+        candidates = [k for k in range(self.key_count) if k not in exclude]
+        if key is not None and len(tokens) > self.key_free(key):
             raise CapacityError(
-                f"{len(new_tokens)} new instruments do not fit key index {key}, which has room for "
+                f"{len(tokens)} new instruments do not fit key index {key}, which has room for "
                 f"{self.key_free(key)}; subscribe fewer or let kitefeed choose the key"
             )
-        if len(new_tokens) > free_total:
+        free_total = sum(self.key_free(k) for k in candidates)
+        if key is None and len(tokens) > free_total:
             raise CapacityError(
-                f"{len(new_tokens)} new instruments exceed the free capacity of {free_total} "
-                f"({self.key_count} keys x {self.connections_per_key} connections x "
+                f"{len(tokens)} new instruments exceed the free capacity of {free_total} "
+                f"({len(candidates)} usable keys x {self.connections_per_key} connections x "
                 f"{self.instruments_per_connection} instruments, {len(self.slot_of)} in use); "
                 "add API keys or unsubscribe instruments"
             )
@@ -161,16 +184,35 @@ class Allocation:
         counts = [list(row) for row in self._counts]
         plan: dict[Slot, list[int]] = {}
         next_key = self._next_key
-        for token in new_tokens:
+        for token in tokens:
             if key is not None:
                 chosen = key
+            elif self.policy == "least_loaded":
+                chosen = min(candidates, key=lambda k: (sum(counts[k]), k))
             else:
-                chosen = self._next_key_with_room(counts, next_key)
+                chosen = self._next_key_with_room(counts, next_key, exclude)
                 next_key = (chosen + 1) % self.key_count
             connection = self._first_connection_with_room(counts[chosen])
             counts[chosen][connection] += 1
             plan.setdefault(Slot(chosen, connection), []).append(token)
         return SubscribePlan(plan, next_key)
+
+    def free(self, exclude: frozenset[int] = frozenset()) -> int:
+        """Instruments that the keys not in ``exclude`` can still take."""
+        return sum(self.key_free(k) for k in range(self.key_count) if k not in exclude)
+
+    def apply_move(self, plan: SubscribePlan) -> None:
+        """Move subscribed tokens to the slots of a plan from :meth:`plan_placement`."""
+        for slot, planned in plan.slots.items():
+            for token in planned:
+                old = self.slot_of[token]
+                self._counts[old.key][old.connection] -= 1
+                self.slot_of[token] = slot
+            self._counts[slot.key][slot.connection] += len(planned)
+
+    def tokens_on_key(self, key: int) -> list[int]:
+        """Subscribed tokens of one key, in subscription order."""
+        return [token for token, slot in self.slot_of.items() if slot.key == key]
 
     def apply_subscribe(self, plan: SubscribePlan, tokens: list[int], mode: Mode) -> None:
         """Record a plan from :meth:`plan_subscribe` and set ``mode`` on all ``tokens``."""
@@ -201,11 +243,11 @@ class Allocation:
             del self.mode_of[token]
             self._counts[slot.key][slot.connection] -= 1
 
-    def _next_key_with_room(self, counts: list[list[int]], start: int) -> int:
+    def _next_key_with_room(self, counts: list[list[int]], start: int, exclude: frozenset[int]) -> int:
         limit = self.connections_per_key * self.instruments_per_connection
         for offset in range(self.key_count):
             candidate = (start + offset) % self.key_count
-            if sum(counts[candidate]) < limit:
+            if candidate not in exclude and sum(counts[candidate]) < limit:
                 return candidate
         raise AssertionError("plan_subscribe checked the capacity before choosing keys")
 

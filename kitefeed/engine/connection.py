@@ -21,7 +21,7 @@ from ..parsers import Mode
 from ..parsers.decoder import Decoder
 from .backoff import Backoff
 from .credentials import redact
-from .messages import ConnectionEvent, ConnectionStats, Event, TextEvent
+from .messages import ConnectionEvent, ConnectionSettings, ConnectionStats, Event, TextEvent
 from .transport import Channel, ChannelClosed, HandshakeRejected, Transport
 
 __all__ = ["ConnectionState", "KiteConnection"]
@@ -31,9 +31,6 @@ logger = logging.getLogger(__name__)
 _TOKENS_PER_REQUEST = 1000
 """Tokens per subscribe or mode message; keeps each request small (about 8 KB of JSON)."""
 
-_TOO_MANY_REQUESTS_FLOOR = 5.0
-"""Minimum wait in seconds after HTTP 429, which means the key already has 3 connections."""
-
 
 class ConnectionState(str, enum.Enum):
     IDLE = "idle"  # no instruments yet, never opened
@@ -41,6 +38,7 @@ class ConnectionState(str, enum.Enum):
     CONNECTED = "connected"
     BACKOFF = "backoff"  # waiting before the next attempt
     AUTH_FAILED = "auth_failed"  # HTTP 403: the token is invalid or expired; no more attempts
+    FAILED = "failed"  # the reconnect policy's max_attempts ran out
     CLOSED = "closed"  # stopped by the worker
 
 
@@ -62,8 +60,7 @@ class KiteConnection:
         secret: Callable[[], str],
         publish: Callable[[np.ndarray], None],
         emit: Callable[[Event], None],
-        liveness_timeout: float,
-        connect_timeout: float,
+        settings: ConnectionSettings,
     ) -> None:
         self.index = index
         self.key_index = key_index
@@ -74,14 +71,16 @@ class KiteConnection:
         self._secret = secret
         self._publish = publish
         self._emit = emit
-        self._liveness_timeout = liveness_timeout
-        self._connect_timeout = connect_timeout
+        self._liveness_timeout = settings.liveness_timeout
+        self._connect_timeout = settings.connect_timeout
+        self._policy = settings.reconnect
         self._decoder = Decoder(key_index=key_index, connection_index=index)
-        self._backoff = Backoff()
+        self._backoff = Backoff(settings.reconnect.base, settings.reconnect.cap)
         self._channel: Channel | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._last_message = 0.0
+        self._stale = False
         self._frames = 0
         self._heartbeats = 0
         self._bytes = 0
@@ -112,7 +111,7 @@ class KiteConnection:
 
     def retry_now(self) -> None:
         """Leave AUTH_FAILED or BACKOFF and attempt a handshake at once (after a new token)."""
-        if self.state in (ConnectionState.AUTH_FAILED, ConnectionState.BACKOFF):
+        if self.state in (ConnectionState.AUTH_FAILED, ConnectionState.FAILED, ConnectionState.BACKOFF):
             self._backoff.reset()
             self._wake.set()
             self._ensure_running()
@@ -167,7 +166,7 @@ class KiteConnection:
                     await self._wait_for_retry()
                     continue
                 if exc.status == 429:
-                    floor = _TOO_MANY_REQUESTS_FLOOR
+                    floor = self._policy.too_many_requests_delay
                 detail = str(exc)
             except ChannelClosed as exc:
                 detail = f"connection closed: {exc}"
@@ -176,13 +175,21 @@ class KiteConnection:
             except OSError as exc:
                 detail = f"network error: {exc.strerror or exc}"
             except Exception as exc:  # noqa: BLE001 - any failure of one connection leads to a retry
-                detail = f"{type(exc).__name__}: {redact(str(exc), self._secret())}"
-                logger.exception("key %d connection %d failed unexpectedly", self.key_index, self.index)
+                # No traceback: some exceptions quote the URL, which carries the token.
+                detail = f"unexpected {type(exc).__name__}: {redact(str(exc), self._secret())}"
             finally:
                 await self._close_channel()
 
             if self.state is ConnectionState.CLOSED:
                 return
+            if self._stale:
+                detail = f"no message for more than {self._liveness_timeout:g} s"
+                self._stale = False
+            limit = self._policy.max_attempts
+            if limit is not None and self._backoff.attempt >= limit:
+                self._set_state(ConnectionState.FAILED, f"{detail}; gave up after {limit} attempts")
+                await self._wait_for_retry()
+                continue
             delay = self._backoff.next_delay(floor)
             self._set_state(ConnectionState.BACKOFF, f"{detail}; retrying in {delay:.2f} s")
             self._wake.clear()
@@ -247,6 +254,7 @@ class KiteConnection:
                     self.index,
                     silent,
                 )
+                self._stale = True
                 await self._close_channel()
                 return
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidRequestError
 
-__all__ = ["ApiKey", "redact"]
+__all__ = ["ApiKey", "parse_keys", "redact"]
 
 _API_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -62,3 +63,28 @@ def redact(text: str, secret: str) -> str:
     if not secret:
         return text
     return text.replace(secret, "<hidden>")
+
+
+def parse_keys(keys: Sequence[ApiKey] | Mapping[str, str]) -> list[ApiKey]:
+    """Return ``keys`` (ApiKey objects, or a mapping of api_key to token) as a list of ApiKey."""
+    if isinstance(keys, Mapping):
+        parsed = [ApiKey(api_key, token) for api_key, token in keys.items()]
+    elif isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
+        raise InvalidRequestError(
+            f"invalid keys {type(keys).__name__}: expected ApiKey objects or a mapping of api_key to access token"
+        )
+    else:
+        parsed = []
+        for key in keys:
+            if not isinstance(key, ApiKey):
+                raise InvalidRequestError(
+                    f"invalid key {type(key).__name__}: expected kitefeed.ApiKey(api_key, access_token)"
+                )
+            parsed.append(key)
+    if not parsed:
+        raise InvalidRequestError("no API keys given: a feed needs at least one")
+    names = [key.api_key for key in parsed]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InvalidRequestError(f"api_key {duplicates[0]!r} is given twice; pass each key once")
+    return parsed

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["FeedEvent"]
+__all__ = ["FeedEvent", "text_kind"]
 
 
 class FeedEvent(msgspec.Struct, frozen=True):
@@ -15,8 +15,10 @@ class FeedEvent(msgspec.Struct, frozen=True):
     ``kind`` is ``"order"``, ``"error"``, ``"message"``, ``"unknown"`` or ``"invalid"`` for
     a text message from the server (``data`` holds the decoded message object from
     :func:`kitefeed.parsers.parse_text`), ``"connection"`` for a connection state change
-    (``data`` is the new state, ``detail`` the reason), and ``"worker"`` when a worker
-    process exited or was restarted.
+    (``data`` is the new state, ``detail`` the reason), ``"worker"`` when a worker
+    process exited or was restarted (``data`` is ``"exited"`` or ``"restarted"``), and
+    ``"failover"`` when instruments moved off a key whose token was rejected (``data`` is
+    the number moved) or back to it after a new token (``data`` is minus that number).
     """
 
     api_key: str
@@ -25,3 +27,16 @@ class FeedEvent(msgspec.Struct, frozen=True):
     kind: str
     data: Any
     detail: str = ""
+
+
+def text_kind(message: object) -> str:
+    """Return the event kind of a message from :func:`kitefeed.parsers.parse_text`."""
+    from ..parsers.text import BrokerMessage, ErrorMessage, InvalidMessage, OrderUpdate
+
+    kinds: dict[type, str] = {
+        OrderUpdate: "order",
+        ErrorMessage: "error",
+        BrokerMessage: "message",
+        InvalidMessage: "invalid",
+    }
+    return kinds.get(type(message), "unknown")

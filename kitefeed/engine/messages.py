@@ -11,6 +11,8 @@ import msgspec
 __all__ = [
     "Command",
     "Configure",
+    "ConnectionSettings",
+    "ReconnectPolicy",
     "ConnectionStats",
     "Done",
     "Event",
@@ -32,6 +34,46 @@ __all__ = [
 ]
 
 
+class ReconnectPolicy(msgspec.Struct, frozen=True):
+    """When a connection retries after it failed or was closed.
+
+    Attempt ``n`` (from 0) waits a random time up to ``min(cap, base * 2**n)`` seconds
+    ("full jitter"), at least ``too_many_requests_delay`` after an HTTP 429. The count
+    restarts after each successful handshake. ``max_attempts`` of None retries for as
+    long as the feed runs; otherwise the connection gives up after that many failed
+    attempts in a row and reports the state ``failed``.
+    """
+
+    base: float = 0.5
+    cap: float = 30.0
+    max_attempts: int | None = None
+    too_many_requests_delay: float = 5.0
+
+    def __post_init__(self) -> None:
+        from ..errors import InvalidRequestError
+
+        if not 0 < self.base <= self.cap:
+            raise InvalidRequestError(
+                f"invalid reconnect delays base={self.base} cap={self.cap}: expected 0 < base <= cap seconds"
+            )
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise InvalidRequestError(
+                f"invalid max_attempts {self.max_attempts}: expected a positive count, or None to retry forever"
+            )
+        if self.too_many_requests_delay < 0:
+            raise InvalidRequestError(
+                f"invalid too_many_requests_delay {self.too_many_requests_delay}: expected seconds >= 0"
+            )
+
+
+class ConnectionSettings(msgspec.Struct, frozen=True):
+    """Timeouts and the reconnect policy of every connection of a worker."""
+
+    liveness_timeout: float
+    connect_timeout: float
+    reconnect: ReconnectPolicy
+
+
 class Configure(msgspec.Struct, tag=True):
     """First command a worker receives: who it is and where to connect."""
 
@@ -41,8 +83,7 @@ class Configure(msgspec.Struct, tag=True):
     access_token: str
     url: str
     ring_name: str
-    liveness_timeout: float
-    connect_timeout: float
+    settings: ConnectionSettings
 
 
 class Subscribe(msgspec.Struct, tag=True):
@@ -89,7 +130,7 @@ class ConnectionStats(msgspec.Struct, frozen=True):
     """Counters of one WebSocket connection, cumulative since the worker started."""
 
     connection: int
-    state: str  # "idle", "connecting", "connected", "backoff", "auth_failed" or "closed"
+    state: str  # "idle", "connecting", "connected", "backoff", "auth_failed", "failed" or "closed"
     connected: bool
     instruments: int
     frames: int  # binary market-data messages, heartbeats excluded

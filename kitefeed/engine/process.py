@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import WorkerError
 from .credentials import ApiKey
-from .messages import Command, Configure, Done, Failed, Reply, Stop, decode_worker_message, encode
+from .messages import Command, Configure, ConnectionSettings, Done, Failed, Reply, Stop, decode_worker_message, encode
 from .worker import run_worker
 
 __all__ = ["WorkerHandle", "PendingReply"]
@@ -59,8 +59,7 @@ class WorkerHandle:
         context: BaseContext,
         url: str,
         ring_name: str,
-        liveness_timeout: float,
-        connect_timeout: float,
+        settings: ConnectionSettings,
     ) -> None:
         self.key_index = key_index
         self.key = key
@@ -70,8 +69,7 @@ class WorkerHandle:
         self._context = context
         self._url = url
         self._ring_name = ring_name
-        self._liveness_timeout = liveness_timeout
-        self._connect_timeout = connect_timeout
+        self._settings = settings
         self._next_id = 1
         self._pending: dict[int, PendingReply] = {}
         self._lock = threading.Lock()
@@ -100,8 +98,7 @@ class WorkerHandle:
             access_token=self.key.access_token,
             url=self._url,
             ring_name=self._ring_name,
-            liveness_timeout=self._liveness_timeout,
-            connect_timeout=self._connect_timeout,
+            settings=self._settings,
         )
         try:
             parent_end.send_bytes(encode(configure))

@@ -65,8 +65,7 @@ class Worker:
                 secret=lambda: self._access_token,
                 publish=self._writer.publish,
                 emit=self._emit,
-                liveness_timeout=config.liveness_timeout,
-                connect_timeout=config.connect_timeout,
+                settings=config.settings,
             )
             for index in range(MAX_CONNECTIONS_PER_KEY)
         ]

@@ -21,7 +21,7 @@ def main() -> None:
     feed.subscribe([256265, 408065])
     with feed.open_reader() as reader:
         reader.read(timeout=20)
-    print(json.dumps({"workers": [handle.process.pid for handle in feed._workers]}), flush=True)
+    print(json.dumps({"workers": [handle.process.pid for handle in feed._supervisor.workers]}), flush=True)
     time.sleep(120)
 
 

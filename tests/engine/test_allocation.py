@@ -116,3 +116,39 @@ def test_validate_tokens_accepts_numpy_and_single() -> None:
     assert validate_tokens(np.array([5, 6], dtype=np.uint32)) == [5, 6]
     assert validate_tokens(256265) == [256265]
     assert validate_tokens([]) == []
+
+
+def test_least_loaded_fills_emptier_key() -> None:
+    allocation = Allocation(2, policy="least_loaded")
+    subscribe(allocation, list(range(1, 11)), key=0)
+    subscribe(allocation, list(range(11, 21)))
+    assert allocation.distribution() == [[10, 0, 0], [10, 0, 0]]
+    subscribe(allocation, [21, 22])
+    assert [allocation.slot_of[token].key for token in (21, 22)] == [0, 1]
+
+
+def test_excluded_key_takes_nothing() -> None:
+    allocation = Allocation(3)
+    plan = allocation.plan_subscribe(list(range(1, 7)), exclude=frozenset({1}))
+    assert {slot.key for slot in plan.slots} == {0, 2}
+
+
+def test_excluded_key_reduces_capacity() -> None:
+    allocation = Allocation(2, instruments_per_connection=1)
+    with pytest.raises(CapacityError, match="4 new instruments exceed the free capacity of 3"):
+        allocation.plan_subscribe([1, 2, 3, 4], exclude=frozenset({0}))
+
+
+def test_move_between_keys() -> None:
+    allocation = Allocation(2, instruments_per_connection=2)
+    subscribe(allocation, [1, 2, 3], key=0)
+    plan = allocation.plan_placement(allocation.tokens_on_key(0), exclude=frozenset({0}))
+    allocation.apply_move(plan)
+    assert allocation.distribution() == [[0, 0, 0], [2, 1, 0]]
+    assert allocation.tokens_on_key(1) == [1, 2, 3]
+    assert allocation.mode_of[1] is Mode.QUOTE
+
+
+def test_unknown_policy() -> None:
+    with pytest.raises(InvalidRequestError, match="invalid allocation policy 'random'"):
+        Allocation(2, policy="random")

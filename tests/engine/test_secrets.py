@@ -31,7 +31,7 @@ def test_token_absent_from_worker_arguments_and_logs(sim: Simulator, caplog: pyt
         feed.subscribe([256265, 408065])
         with feed.open_reader() as reader:
             read_after_markers(feed, reader, seen([256265, 408065]))
-        for handle in feed._workers:
+        for handle in feed._supervisor.workers:
             with open(f"/proc/{handle.process.pid}/cmdline", "rb") as file:
                 cmdline = file.read()
             assert TOKEN.encode() not in cmdline

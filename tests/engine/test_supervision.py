@@ -31,11 +31,11 @@ def test_killed_worker_restarts_with_its_instruments(sim: Simulator) -> None:
     with Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 12) as feed:
         feed.subscribe(TOKENS)
         on_key_a = [token for token, (api_key, _, _) in feed.subscriptions().items() if api_key == "key_a"]
-        old_pid = feed._workers[0].process.pid
+        old_pid = feed._supervisor.workers[0].process.pid
 
         os.kill(old_pid, signal.SIGKILL)
         assert wait_for(lambda: feed.stats().keys[0].worker_restarts == 1 and feed.stats().keys[0].connected == 1)
-        new_pid = feed._workers[0].process.pid
+        new_pid = feed._supervisor.workers[0].process.pid
 
         with feed.open_reader(start="newest") as reader:
             after = read_after_markers(feed, reader, seen(on_key_a))

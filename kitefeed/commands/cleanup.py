@@ -1,0 +1,32 @@
+"""``kitefeed cleanup``: remove shared memory left behind by feeds whose process died."""
+
+from __future__ import annotations
+
+import click
+
+from ..engine.naming import SEGMENT_PREFIX, validate_feed_name
+from ..errors import InvalidRequestError
+
+
+@click.command()
+@click.option("--name", "feed_name", metavar="FEED", help="Only the segments of this feed.")
+@click.option("--dry-run", is_flag=True, help="List the segments that would be removed, remove nothing.")
+def cleanup(feed_name: str | None, dry_run: bool) -> None:
+    """Remove the segments in /dev/shm of kitefeed feeds whose supervisor is no longer running.
+
+    Segments of running feeds are never touched.
+    """
+    prefix = SEGMENT_PREFIX
+    if feed_name is not None:
+        try:
+            prefix = f"{SEGMENT_PREFIX}{validate_feed_name(feed_name)}-"
+        except InvalidRequestError as exc:
+            raise click.BadParameter(str(exc), param_hint="--name") from None
+
+    from ..ringbuf import find_stale_segments, remove_stale_segments
+
+    names = find_stale_segments(prefix) if dry_run else remove_stale_segments(prefix)
+    verb = "would remove" if dry_run else "removed"
+    for name in names:
+        click.echo(f"{verb} /dev/shm/{name}")
+    click.echo(f"{verb} {len(names)} segment{'s' if len(names) != 1 else ''}")
