@@ -9,7 +9,8 @@ Every exception derives from :class:`KitefeedError`::
     │   └── FeedClosedError                     the feed is not running (not started, or stopped)
     ├── WorkerError                             a worker process failed or did not reply
     └── RingError                               a shared-memory ring is missing or incompatible
-        └── RingLayoutError                     a segment is not a ring of this layout version
+        ├── RingLayoutError                     a segment is not a ring of this layout version
+        └── RingAbandonedError                  a drained ring's owner died without closing it
 
 Damaged data from the network never raises: the decoder skips it and counts it.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "FeedStateError",
     "InvalidRequestError",
     "KitefeedError",
+    "RingAbandonedError",
     "RingError",
     "RingLayoutError",
     "WorkerError",
@@ -61,3 +63,25 @@ class RingError(KitefeedError):
 
 class RingLayoutError(RingError):
     """Raised when a segment's header does not describe a ring this version can read."""
+
+
+class RingAbandonedError(RingError):
+    """Raised by a blocking read when no record is left and the ring's owner died before closing it.
+
+    No more records can come, because only the owner marks a ring closed. The segment
+    stays in /dev/shm until it is removed.
+    """
+
+    def __init__(self, ring: str, owner_pid: int) -> None:
+        super().__init__(
+            f"ring {ring!r} is abandoned: its owner process {owner_pid} is dead and every record "
+            "has been read; remove the segment with remove_stale_segments() or `kitefeed cleanup`"
+        )
+        self.ring = ring
+        """Name of the abandoned ring."""
+        self.owner_pid = owner_pid
+        """Process id of the dead owner."""
+
+    def __reduce__(self) -> tuple[type[RingAbandonedError], tuple[str, int]]:
+        # Rebuilds from the attributes, because the constructor does not take the message.
+        return type(self), (self.ring, self.owner_pid)

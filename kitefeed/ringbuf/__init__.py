@@ -8,9 +8,11 @@ read-only zero-copy views. A :class:`GroupReader` reads several rings as one str
 
 from .group import GroupReader, GroupStats, open_group_reader
 from .layout import USER_SIZE, VERSION
+from .doorbell import Doorbell
 from .reader import ReaderStats, RingReader, Start, open_reader
 from .ring import Ring
 from .segment import list_segments, remove_segments
+from .waiting import Wait
 from .writer import RingWriter
 
 __all__ = [

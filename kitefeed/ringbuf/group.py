@@ -11,9 +11,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..errors import InvalidRequestError
+from ..errors import InvalidRequestError, RingAbandonedError
+from . import _atomics
 from .reader import ReaderStats, RingReader, Start, _empty_array, open_reader
-from .waiting import Backoff
+from .waiting import DEFAULT_SPIN_US, ROTATION_SLICE_SECONDS, SLICE_SECONDS, Wait, resolve_wait, timeout_ns
 
 __all__ = ["GroupReader", "GroupStats", "open_group_reader"]
 
@@ -37,12 +38,19 @@ class GroupReader:
     others. Iterating blocks and yields batches until every ring is closed and drained
     or :meth:`close` is called. The group owns its readers and closes them.
 
+    Waiting follows ``wait`` and ``spin_us`` as described in :class:`Wait`. Blocking
+    needs one futex for all rings: a single ring, or rings created with the same
+    doorbell. Rings with different doorbells (or none) are waited on in rotation, each
+    for at most :data:`~kitefeed.ringbuf.waiting.ROTATION_SLICE_SECONDS` (1 ms), so a
+    record on a ring other than the one being waited on is seen up to about 1 ms late.
+
     Reading is meant for one thread. :meth:`close` may be called from any thread: it
-    ends a blocking read or an iteration in the reading thread within about a
-    millisecond.
+    wakes a blocked reading thread, which then ends its read or iteration.
     """
 
-    def __init__(self, readers: Iterable[RingReader]) -> None:
+    def __init__(
+        self, readers: Iterable[RingReader], *, wait: Wait | str = Wait.SPIN, spin_us: float = DEFAULT_SPIN_US
+    ) -> None:
         self._readers: tuple[RingReader, ...] = tuple(readers)
         if not self._readers:
             raise InvalidRequestError("invalid readers: expected at least one RingReader, found none")
@@ -58,6 +66,14 @@ class GroupReader:
         self._empty = _empty_array(dtype)
         self._next = 0
         self._last = 0
+        self._wait, self._spin_ns = resolve_wait(wait, spin_us)
+
+        # Rings with the same doorbell share one wait area, even though each ring maps
+        # it at its own address. One area for the whole group means it can block.
+        keys = {reader.ring.doorbell or f"ring:{reader.ring.name}" for reader in self._readers}
+        self._shared_area = len(keys) == 1
+        self._rotation = 0
+        self._liveness_checked_ns = 0
 
         # The lock keeps close() from releasing a reader in the middle of a read. The
         # event lets a blocking read see close() without taking the lock.
@@ -112,24 +128,96 @@ class GroupReader:
                     return batch
             return self._empty
 
+    @property
+    def wait(self) -> Wait:
+        """How :meth:`read` waits for records."""
+        return self._wait
+
+    @property
+    def blocks_on_one_futex(self) -> bool:
+        """Whether all rings share one wait area, so that blocking wakes on any publish."""
+        return self._shared_area
+
     def read(self, timeout: float | None = None, max_records: int | None = None) -> np.ndarray[Any, Any]:
         """Wait for the next non-empty batch of any ring and return it.
 
         Returns an empty array when ``timeout`` seconds pass first, or at once when every
-        ring is closed and drained or the group is closed. Waiting polls briefly and
-        then sleeps between polls for at most 0.5 ms.
+        ring is closed and drained or the group is closed. Raises RingAbandonedError
+        when every ring is drained or abandoned (its owner died without closing it),
+        and at least one is abandoned.
         """
         batch = self.read_nowait(max_records)
         if len(batch) or timeout == 0:
             return batch
 
-        deadline = None if timeout is None else time.monotonic() + timeout
-        backoff = Backoff()
-        while not self._stopped.is_set() and not self.drained and backoff.pause(deadline):
+        deadline = None if timeout is None else time.monotonic_ns() + int(timeout * 1e9)
+        while not self._stopped.is_set() and not self.drained:
+            left = timeout_ns(deadline, time.monotonic_ns())
+            if left == 0:
+                self._check_abandoned(force=True)
+                break
+            self._wait_once(left)
             batch = self.read_nowait(max_records)
             if len(batch):
                 return batch
+            self._check_abandoned(force=False)
         return self._empty
+
+    def _wait_once(self, left: int) -> None:
+        # Waits up to `left` ns (one slice when negative) for news on any ring. The
+        # targets hold views of each mapping, which keeps them mapped even if another
+        # thread closes the group meanwhile.
+        with self._lock:
+            if self._closed:
+                return
+            targets = [
+                (reader._words, reader._wait_words, reader._published_address, reader._closed_address, reader._position)
+                for reader in self._readers
+            ]
+            areas = [reader._wait_address for reader in self._readers]
+
+        slice_ns = int(SLICE_SECONDS * 1e9) if left < 0 else min(left, int(SLICE_SECONDS * 1e9))
+        start = time.monotonic_ns()
+        spin_end = start + (slice_ns if self._wait is Wait.BUSY else min(self._spin_ns, slice_ns))
+        while time.monotonic_ns() < spin_end:
+            if _has_news(targets) or self._stopped.is_set():
+                return
+        if self._wait is Wait.BUSY:
+            return
+
+        if self._shared_area:
+            area = areas[0]
+        else:
+            area = areas[self._rotation % len(areas)]
+            self._rotation += 1
+            slice_ns = min(slice_ns, int(ROTATION_SLICE_SECONDS * 1e9))
+
+        expected = _atomics.prepare_sleep(area)
+        try:
+            if not _has_news(targets) and not self._stopped.is_set():
+                _atomics.sleep(area, expected, slice_ns)
+        finally:
+            _atomics.leave(area)
+
+    def _check_abandoned(self, *, force: bool) -> None:
+        now = time.monotonic_ns()
+        if not force and now - self._liveness_checked_ns < int(SLICE_SECONDS * 1e9):
+            return
+        self._liveness_checked_ns = now
+
+        with self._lock:
+            if self._closed:
+                return
+            abandoned = []
+            for reader in self._readers:
+                ring = reader.ring
+                if reader.drained:
+                    continue
+                if reader.position < ring.published or ring.owner_alive:
+                    return
+                abandoned.append(ring)
+        if abandoned:
+            raise RingAbandonedError(abandoned[0].name, abandoned[0].owner_pid)
 
     def __iter__(self) -> Iterator[np.ndarray[Any, Any]]:
         """Yield batches as they come, until every ring is drained or the group closes."""
@@ -164,6 +252,11 @@ class GroupReader:
             if self._closed:
                 return
             self._closed = True
+
+            # Wake a read blocked in another thread; it sees the stopped flag.
+            for reader in self._readers:
+                if reader._words is not None:
+                    _atomics.notify(reader._wait_address)
             for reader in self._readers:
                 reader.close()
 
@@ -180,18 +273,28 @@ class GroupReader:
         return f"<GroupReader [{names}]>"
 
 
-def open_group_reader(names: Iterable[str], start: Start = "oldest") -> GroupReader:
-    """Attach each ring in ``names`` read-only and return a group reader over them.
+def open_group_reader(
+    names: Iterable[str], start: Start = "oldest", wait: Wait | str = Wait.SPIN, spin_us: float = DEFAULT_SPIN_US
+) -> GroupReader:
+    """Attach each ring in ``names`` and return a group reader over them.
 
-    Raises RingError naming the first ring that cannot be attached; the rings attached
-    before it are closed again.
+    ``wait`` and ``spin_us`` are as in :class:`GroupReader`. Raises RingError naming
+    the first ring that cannot be attached; the rings attached before it are closed again.
     """
     readers: list[RingReader] = []
     try:
         for name in names:
-            readers.append(open_reader(name, start))
-        return GroupReader(readers)
+            readers.append(open_reader(name, start, wait, spin_us))
+        return GroupReader(readers, wait=wait, spin_us=spin_us)
     except BaseException:
         for reader in readers:
             reader.close()
         raise
+
+
+def _has_news(targets: list[tuple[Any, Any, int, int, int]]) -> bool:
+    # Whether any ring has a record past the reader's position or is marked closed.
+    for _, _, published_address, closed_address, position in targets:
+        if _atomics.load_acquire_u64(published_address) > position or _atomics.load_acquire_u64(closed_address):
+            return True
+    return False

@@ -12,13 +12,20 @@ byte    word           contents
                        text, length of the user area
 64      8              ``claimed`` cursor
 128     16             ``published`` cursor
-192     24 .. 26       liveness time (CLOCK_MONOTONIC ns), closed flag, writer pid
-256     ..             user area, :data:`USER_SIZE` bytes
-768     ..             record dtype as JSON text (``numpy.lib.format`` descr)
+192     24 .. 31       liveness time (CLOCK_MONOTONIC ns), closed flag, writer pid,
+                       writer start time, writer generation, owner pid, owner start
+                       time, length of the doorbell name
+256     32 .. 34       wait area: futex word, sleeper count, wake-ups issued
+512     ..             doorbell name, at most 256 bytes
+768     ..             user area, :data:`USER_SIZE` bytes
+1280    ..             record dtype as JSON text (``numpy.lib.format`` descr)
 ======  =============  ==========================================================
 
 Cursors count records published since creation; record ``i`` lives in slot
-``i % capacity``.
+``i % capacity``. Start times are field 22 of ``/proc/<pid>/stat`` (clock ticks since
+boot), so that a process id reused by another process is not taken for the original.
+Readers write the sleeper count of the wait area, which is why they map the header
+page read-write and the records read-only.
 """
 
 from __future__ import annotations
@@ -37,10 +44,15 @@ __all__ = [
     "CLOSED",
     "LIVENESS_NS",
     "MAGIC",
+    "OWNER_PID",
+    "OWNER_START",
     "PUBLISHED",
     "USER_SIZE",
     "VERSION",
+    "WAIT_AREA",
+    "WRITER_GENERATION",
     "WRITER_PID",
+    "WRITER_START",
     "HeaderFields",
     "decode_dtype",
     "encode_dtype",
@@ -53,10 +65,10 @@ __all__ = [
 MAGIC = int.from_bytes(b"kfring\r\n", "little")
 """First header word. The CR LF pair catches a file that went through a text conversion."""
 
-VERSION = 1
+VERSION = 2
 """Layout version; a reader rejects any other."""
 
-WORD_COUNT = 32
+WORD_COUNT = 64
 """64-bit words at the start of the header, as mapped by the ``words`` array."""
 
 # Word indexes.
@@ -66,8 +78,17 @@ PUBLISHED = 16
 LIVENESS_NS = 24
 CLOSED = 25
 WRITER_PID = 26
+WRITER_START = 27
+WRITER_GENERATION = 28
+OWNER_PID = 29
+OWNER_START = 30
+_DOORBELL_LENGTH = 31
+WAIT_AREA = 32
+"""Word index of the ring's own wait area, used when the ring has no doorbell."""
 
-USER_OFFSET = 256
+DOORBELL_OFFSET = 512
+DOORBELL_ROOM = 256
+USER_OFFSET = 768
 USER_SIZE = 512
 """Bytes of the user area, free for the application (for example a small JSON object)."""
 
@@ -127,7 +148,7 @@ def _descr_from_json(descr: Any) -> Any:
 class HeaderFields:
     """The fixed fields of a ring header, as read from or written to a segment."""
 
-    __slots__ = ("header_size", "capacity", "record_size", "created_ns", "dtype", "user")
+    __slots__ = ("header_size", "capacity", "record_size", "created_ns", "dtype", "user", "doorbell")
 
     def __init__(
         self,
@@ -138,6 +159,7 @@ class HeaderFields:
         created_ns: int,
         dtype: np.dtype[Any],
         user: bytes,
+        doorbell: str | None = None,
     ) -> None:
         self.header_size = header_size
         self.capacity = capacity
@@ -145,6 +167,9 @@ class HeaderFields:
         self.created_ns = created_ns
         self.dtype = dtype
         self.user = user
+        # Name of the doorbell segment the ring's writer notifies; None means the
+        # ring's own wait area.
+        self.doorbell = doorbell
 
     @property
     def segment_size(self) -> int:
@@ -160,6 +185,10 @@ def check_header_room(fields: HeaderFields, dtype_text: bytes) -> None:
             f"invalid record dtype {fields.dtype}: its description takes {len(dtype_text)} bytes, "
             f"more than the {room} bytes a header has room for; use fewer or shorter field names"
         )
+    if fields.doorbell is not None and len(fields.doorbell.encode()) > DOORBELL_ROOM:
+        raise InvalidRequestError(
+            f"invalid doorbell name {fields.doorbell!r}: expected at most {DOORBELL_ROOM} bytes"
+        )
     if len(fields.user) > USER_SIZE:
         raise InvalidRequestError(
             f"invalid user data of {len(fields.user)} bytes: the user area has room for at most {USER_SIZE} bytes"
@@ -171,11 +200,17 @@ def header_words(mapping: mmap.mmap) -> np.ndarray[Any, np.dtype[np.uint64]]:
     return np.frombuffer(mapping, dtype=np.uint64, count=WORD_COUNT)
 
 
-def write_header(mapping: mmap.mmap, fields: HeaderFields, dtype_text: bytes, writer_pid: int) -> None:
-    """Write a new header into a zero-filled, writable segment mapping."""
+def write_header(mapping: mmap.mmap, fields: HeaderFields, dtype_text: bytes, owner_pid: int, owner_start: int) -> None:
+    """Write a new header into a zero-filled, writable segment mapping.
+
+    The owner also counts as the writer until a writer attaches, so the writer fields
+    never name a process that has nothing to do with the ring.
+    """
     check_header_room(fields, dtype_text)
     set_user(mapping, fields.user)
     mapping[DTYPE_OFFSET : DTYPE_OFFSET + len(dtype_text)] = dtype_text
+    doorbell = (fields.doorbell or "").encode()
+    mapping[DOORBELL_OFFSET : DOORBELL_OFFSET + len(doorbell)] = doorbell
 
     words = header_words(mapping)
     words[_VERSION] = VERSION
@@ -184,7 +219,11 @@ def write_header(mapping: mmap.mmap, fields: HeaderFields, dtype_text: bytes, wr
     words[_RECORD_SIZE] = fields.record_size
     words[_CREATED_NS] = fields.created_ns
     words[_DTYPE_LENGTH] = len(dtype_text)
-    words[WRITER_PID] = writer_pid
+    words[WRITER_PID] = owner_pid
+    words[WRITER_START] = owner_start
+    words[OWNER_PID] = owner_pid
+    words[OWNER_START] = owner_start
+    words[_DOORBELL_LENGTH] = len(doorbell)
     words[_MAGIC] = MAGIC
     del words
 
@@ -219,6 +258,11 @@ def read_header(mapping: mmap.mmap, name: str) -> HeaderFields:
     except (ValueError, TypeError) as exc:
         raise RingLayoutError(f"ring {name!r} has an unreadable record dtype: {exc}") from exc
 
+    doorbell_length = int(header_words(mapping)[_DOORBELL_LENGTH])
+    if doorbell_length > DOORBELL_ROOM:
+        raise RingLayoutError(f"ring {name!r} has an invalid doorbell name length {doorbell_length}")
+    doorbell = bytes(mapping[DOORBELL_OFFSET : DOORBELL_OFFSET + doorbell_length]).decode("ascii", "replace")
+
     fields = HeaderFields(
         header_size=size,
         capacity=words[_CAPACITY],
@@ -226,6 +270,7 @@ def read_header(mapping: mmap.mmap, name: str) -> HeaderFields:
         created_ns=words[_CREATED_NS],
         dtype=dtype,
         user=get_user(mapping),
+        doorbell=doorbell or None,
     )
     if fields.capacity <= 0 or fields.capacity & (fields.capacity - 1):
         raise RingLayoutError(f"ring {name!r} has capacity {fields.capacity}, which is not a power of two")

@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..errors import InvalidRequestError, RingError
-from . import layout, segment
+from . import _atomics, layout, segment
+from .doorbell import Doorbell
+from .liveness import process_alive, self_identity
+from .waiting import DEFAULT_SPIN_US, Wait
 
 if TYPE_CHECKING:
     from .reader import RingReader
@@ -38,20 +41,42 @@ class Ring:
     """
 
     def __init__(
-        self, name: str, fd: int, mapping: mmap.mmap, fields: layout.HeaderFields, *, owner: bool, writable: bool
+        self,
+        name: str,
+        fd: int,
+        mapping: mmap.mmap,
+        header_mapping: mmap.mmap,
+        fields: layout.HeaderFields,
+        doorbell: Doorbell | None,
+        *,
+        owner: bool,
+        writable: bool,
     ) -> None:
-        # Private: use create() or attach().
+        # Private: use create() or attach(). `header_mapping` is `mapping` itself for a
+        # writable ring, and a separate read-write mapping of the header page otherwise.
         self._name = name
         self._fd = fd
         self._mapping: mmap.mmap | None = mapping
+        self._header_mapping = header_mapping
         self._fields = fields
+        self._doorbell = doorbell
         self._owner = owner
         self._writable = writable
         self._clients: weakref.WeakSet[RingReader | RingWriter] = weakref.WeakSet()
 
-        # Cursors and flags are 8-byte aligned uint64 words. NumPy stores and loads a
-        # single aligned element with one instruction, which is atomic on x86-64 and aarch64.
-        self._words = layout.header_words(mapping)
+        # Cursors and flags are 8-byte aligned uint64 words, changed only through the
+        # C extension's atomics by writers and read that way on hot paths.
+        self._words = layout.header_words(header_mapping)
+        self._wait_words = self._words[layout.WAIT_AREA :] if doorbell is None else doorbell._wait_words
+
+        # Raw addresses for the C extension. Each caller keeps `_words` or `_wait_words`
+        # referenced during a call, which keeps the mapping alive (see close()).
+        base = self._words.ctypes.data
+        self._claimed_address = base + 8 * layout.CLAIMED
+        self._published_address = base + 8 * layout.PUBLISHED
+        self._liveness_address = base + 8 * layout.LIVENESS_NS
+        self._closed_address = base + 8 * layout.CLOSED
+        self._wait_address = self._wait_words.ctypes.data
 
         # Readers get a read-only view even when this process maps the ring read-write.
         records = np.frombuffer(mapping, dtype=fields.dtype, count=fields.capacity, offset=fields.header_size)
@@ -62,13 +87,24 @@ class Ring:
     # ----------------------------------------------------------------- construction
 
     @classmethod
-    def create(cls, name: str, dtype: np.dtype[Any] | type | str, capacity: int, *, user: bytes = b"") -> Ring:
+    def create(
+        cls,
+        name: str,
+        dtype: np.dtype[Any] | type | str,
+        capacity: int,
+        *,
+        user: bytes = b"",
+        doorbell: str | None = None,
+    ) -> Ring:
         """Create the ring ``name`` for ``capacity`` records of ``dtype`` and map it read-write.
 
         ``capacity`` must be a power of two. ``user`` fills the user area (at most
-        :data:`~kitefeed.ringbuf.layout.USER_SIZE` bytes). The calling process owns the
-        ring and should :meth:`unlink` it when done. Raises InvalidRequestError for a bad
-        argument and RingError when the segment exists already or cannot be created.
+        :data:`~kitefeed.ringbuf.layout.USER_SIZE` bytes). ``doorbell`` names an existing
+        :class:`Doorbell` that the ring's writer will notify instead of the ring's own
+        wait area, so that a group reader over rings sharing it can block. The calling
+        process owns the ring and should :meth:`unlink` it when done. Raises
+        InvalidRequestError for a bad argument and RingError when the segment exists
+        already or cannot be created, or when the doorbell does not exist.
         """
         segment.validate_name(name)
         dtype = np.dtype(dtype)
@@ -81,6 +117,8 @@ class Ring:
             )
         if not isinstance(user, bytes):
             raise InvalidRequestError(f"invalid user data {user!r}: expected bytes")
+        if doorbell is not None:
+            segment.validate_name(doorbell)
 
         dtype_text = layout.encode_dtype(dtype)
         fields = layout.HeaderFields(
@@ -90,40 +128,56 @@ class Ring:
             created_ns=time.time_ns(),
             dtype=dtype,
             user=user,
+            doorbell=doorbell,
         )
-
         layout.check_header_room(fields, dtype_text)
+        pid, start_time = self_identity()
 
         def initialize(mapping: mmap.mmap) -> None:
-            layout.write_header(mapping, fields, dtype_text, os.getpid())
+            layout.write_header(mapping, fields, dtype_text, pid, start_time)
 
-        fd = segment.create_segment(name, fields.segment_size, initialize)
+        bell = None if doorbell is None else Doorbell.attach(doorbell)
+        try:
+            fd = segment.create_segment(name, fields.segment_size, initialize)
+        except BaseException:
+            if bell is not None:
+                bell.close()
+            raise
         mapping = _map(fd, fields.segment_size, writable=True)
         logger.info("created ring %s: %d records of %d bytes", name, capacity, dtype.itemsize)
-        return cls(name, fd, mapping, fields, owner=True, writable=True)
+        return cls(name, fd, mapping, mapping, fields, bell, owner=True, writable=True)
 
     @classmethod
     def attach(cls, name: str, *, writable: bool = False) -> Ring:
-        """Map the existing ring ``name``, read-only unless ``writable``.
+        """Map the existing ring ``name``, its records read-only unless ``writable``.
 
-        Raises RingError when the segment does not exist, and RingLayoutError when it is
-        not a ring of this layout version.
+        The header page is always mapped read-write, because a blocking reader
+        registers itself as a sleeper there; the records stay read-only for readers.
+        The ring's doorbell, if it has one, is attached too. Raises RingError when the
+        segment or its doorbell does not exist, and RingLayoutError when it is not a
+        ring of this layout version.
         """
-        fd = segment.open_segment(name, writable=writable)
+        fd = segment.open_segment(name, writable=True)
+        mappings: list[mmap.mmap] = []
         try:
             size = os.fstat(fd).st_size
             if size == 0:
                 raise RingError(f"segment {name!r} is empty: it is not a ring")
             mapping = _map(fd, size, writable=writable)
-            try:
-                fields = layout.read_header(mapping, name)
-            except BaseException:
-                mapping.close()
-                raise
+            mappings.append(mapping)
+            fields = layout.read_header(mapping, name)
+
+            header_mapping = mapping
+            if not writable:
+                header_mapping = _map(fd, fields.header_size, writable=True)
+                mappings.append(header_mapping)
+            bell = None if fields.doorbell is None else Doorbell.attach(fields.doorbell)
         except BaseException:
+            for opened in mappings:
+                opened.close()
             os.close(fd)
             raise
-        return cls(name, fd, mapping, fields, owner=False, writable=writable)
+        return cls(name, fd, mapping, header_mapping, fields, bell, owner=False, writable=writable)
 
     # ----------------------------------------------------------------- properties
 
@@ -173,9 +227,52 @@ class Ring:
         return bool(self._live_words()[layout.CLOSED])
 
     @property
+    def doorbell(self) -> str | None:
+        """Name of the doorbell the ring's writer notifies, or None when it uses its own wait area."""
+        return self._fields.doorbell
+
+    @property
     def writer_pid(self) -> int:
         """Process id of the last process that took a writer, or of the creator before that."""
         return int(self._live_words()[layout.WRITER_PID])
+
+    @property
+    def writer_alive(self) -> bool:
+        """Whether the process of :attr:`writer_pid` is running (its id was not reused)."""
+        words = self._live_words()
+        return process_alive(int(words[layout.WRITER_PID]), int(words[layout.WRITER_START]))
+
+    @property
+    def writer_generation(self) -> int:
+        """Number of writers taken since creation; it grows by one each time a writer attaches."""
+        return int(self._live_words()[layout.WRITER_GENERATION])
+
+    @property
+    def owner_pid(self) -> int:
+        """Process id of the creator, which marks the ring closed and unlinks it."""
+        return int(self._live_words()[layout.OWNER_PID])
+
+    @property
+    def owner_alive(self) -> bool:
+        """Whether the creating process is running (its id was not reused)."""
+        words = self._live_words()
+        return process_alive(int(words[layout.OWNER_PID]), int(words[layout.OWNER_START]))
+
+    @property
+    def sleepers(self) -> int:
+        """Readers blocked on this ring's wait area (the doorbell's, if it has one), in any process."""
+        self._live_words()
+        return int(self._wait_words[1])
+
+    @property
+    def wakes(self) -> int:
+        """FUTEX_WAKE calls issued on this ring's wait area (the doorbell's, if it has one).
+
+        A writer issues one per publish while a reader is blocked and none otherwise.
+        With a doorbell the count includes wake-ups by the other rings' writers.
+        """
+        self._live_words()
+        return int(self._wait_words[2])
 
     @property
     def liveness_ns(self) -> int:
@@ -214,12 +311,21 @@ class Ring:
         self._require_writable("take a writer")
         return RingWriter(self)
 
-    def reader(self, start: Literal["oldest", "newest"] = "oldest") -> RingReader:
-        """Return a new reader that starts at the oldest intact record or at the newest cursor."""
+    def reader(
+        self,
+        start: Literal["oldest", "newest"] = "oldest",
+        wait: Wait | str = Wait.SPIN,
+        spin_us: float = DEFAULT_SPIN_US,
+    ) -> RingReader:
+        """Return a new reader that starts at the oldest intact record or at the newest cursor.
+
+        ``wait`` chooses how :meth:`RingReader.read` waits (see :class:`Wait`), and
+        ``spin_us`` how long :attr:`Wait.SPIN` spins before it blocks, in microseconds.
+        """
         from .reader import RingReader
 
         self._live_mapping()
-        return RingReader(self, start=start)
+        return RingReader(self, start=start, wait=wait, spin_us=spin_us)
 
     # ----------------------------------------------------------------- life cycle
 
@@ -227,6 +333,9 @@ class Ring:
         """Set the closed flag, telling readers that no more records will come."""
         self._require_writable("mark it closed")
         self._live_words()[layout.CLOSED] = 1
+
+        # Blocked readers return to see the flag.
+        _atomics.notify(self._wait_address)
 
     def close(self) -> None:
         """Release the mapping and the file descriptor. Calling it again does nothing.
@@ -241,14 +350,20 @@ class Ring:
         self._mapping = None
         for client in list(self._clients):
             client._release()
-        del self._words, self._records, self._records_read_only
-        try:
-            mapping.close()
-        except BufferError:
-            # NumPy views handed out by readers still export the buffer. Dropping our
-            # reference leaves the mmap object alive until they are gone, and its
-            # deallocation unmaps it then.
-            logger.debug("ring %s closed with live views; unmapping when they are freed", self._name)
+        del self._words, self._wait_words, self._records, self._records_read_only
+
+        mappings = [mapping] if self._header_mapping is mapping else [mapping, self._header_mapping]
+        for each in mappings:
+            try:
+                each.close()
+            except BufferError:
+                # NumPy views handed out by readers, or held by a read blocked in
+                # another thread, still export the buffer. Dropping our reference
+                # leaves the mmap object alive until they are gone, and its
+                # deallocation unmaps it then.
+                logger.debug("ring %s closed with live views; unmapping when they are freed", self._name)
+        if self._doorbell is not None:
+            self._doorbell.close()
         os.close(self._fd)
 
     def unlink(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InvalidRequestError, RingError
-from . import layout
+from . import _atomics, layout
+from .liveness import self_identity
 
 if TYPE_CHECKING:
     from .ring import Ring
@@ -27,7 +27,8 @@ class RingWriter:
 
     It takes an exclusive ``flock`` on the segment while open, so a second writer, in
     this or another process, is rejected. The kernel drops the lock when the process
-    dies.
+    dies. Taking a writer records this process as the ring's writer and increments
+    the writer generation, which lets readers count writer restarts.
     """
 
     def __init__(self, ring: Ring) -> None:
@@ -62,7 +63,16 @@ class RingWriter:
         self._mask = ring.capacity - 1
         self._cursor = published
 
-        words[layout.WRITER_PID] = os.getpid()
+        self._claimed_address = ring._claimed_address
+        self._published_address = ring._published_address
+        self._liveness_address = ring._liveness_address
+        self._wait_address = ring._wait_address
+        self._wait_words: np.ndarray[Any, np.dtype[np.uint64]] | None = ring._wait_words
+
+        pid, start_time = self_identity()
+        words[layout.WRITER_PID] = pid
+        words[layout.WRITER_START] = start_time
+        words[layout.WRITER_GENERATION] += 1
         words[layout.LIVENESS_NS] = time.monotonic_ns()
         ring._register(self)
         logger.debug("writer of ring %s opened at cursor %d", ring.name, published)
@@ -78,9 +88,11 @@ class RingWriter:
         ``records`` is a 1-D array of the ring's dtype; it is copied, so the caller may
         reuse it. When it contains more records than the ring's capacity, only the last
         ``capacity`` are stored. The cursor still advances by ``len(records)``, so readers
-        count the others as lost.
+        count the others as lost. Publishing makes no system call unless a reader is
+        blocked on the ring's wait area, and then exactly one FUTEX_WAKE.
         """
-        words, data = self._words, self._records
+        # The local references keep the mapping alive during the C calls.
+        words, data, wait_words = self._words, self._records, self._wait_words
         if words is None or data is None:
             raise RingError(f"writer of ring {self._ring.name!r} is closed: take a new writer")
         if not isinstance(records, np.ndarray):
@@ -102,17 +114,13 @@ class RingWriter:
         start = end - len(records)
 
         # Order of the three steps, relied on by readers:
-        # 1. `claimed` moves first. A reader that loads it after this store treats the
-        #    slots of positions below claimed - capacity as possibly changing.
+        # 1. `claimed` moves first, followed by a full fence. A reader that re-checks
+        #    `claimed` after reading records (RingReader.intact) detects the overwrite.
         # 2. The copy fills the slots (one copy, or two at the wrap-around).
-        # 3. `published` moves last. A reader loads `published` before reading records,
-        #    so it never sees a cursor ahead of the records it covers.
-        # On x86-64 (TSO) stores become visible in program order and these aligned 8-byte
-        # stores are atomic, so this order holds as written.
-        # NOTE: aarch64 may reorder stores, so steps 1-3 and the readers' loads need
-        # memory barriers there. Python cannot issue one; a compiled helper will provide
-        # it. Until then rings on aarch64 can hand out a record before it is complete.
-        words[layout.CLAIMED] = end
+        # 3. `published` moves last with a release store. A reader loads it with
+        #    acquire ordering before reading records, so it never sees a cursor ahead
+        #    of the records it covers, on aarch64 as on x86-64.
+        _atomics.claim(self._claimed_address, end)
 
         slot = start & self._mask
         first = min(len(records), self._capacity - slot)
@@ -120,8 +128,7 @@ class RingWriter:
         if first < len(records):
             data[: len(records) - first] = records[first:]
 
-        words[layout.PUBLISHED] = end
-        words[layout.LIVENESS_NS] = time.monotonic_ns()
+        _atomics.publish(self._published_address, end, self._liveness_address, self._wait_address)
         self._cursor = end
         return end
 
@@ -142,6 +149,7 @@ class RingWriter:
         # Drops the views into the mapping so that Ring.close() can unmap it.
         self._words = None
         self._records = None
+        self._wait_words = None
 
     def __enter__(self) -> RingWriter:
         return self
