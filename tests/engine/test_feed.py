@@ -63,15 +63,16 @@ def test_packet_kind_follows_segment_in_quote_mode(feed: Feed) -> None:
 _marker_serial = iter(range(9_000_000, 9_100_000))
 
 
-def read_after_markers(feed: Feed, reader, done=lambda records: True) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Subscribe a new marker instrument on each key and return the records after both markers.
+def read_after_markers(feed: Feed, reader, done=lambda records: True, keys=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Subscribe a new marker instrument on each key (or ``keys``) and return the records after all markers.
 
     The server handles one connection's requests in order and sends a new instrument's
     state at once, so every request sent before the marker has taken effect by the time
     the marker's first tick arrives. Markers go to the first connection of each key.
     """
-    markers = [(next(_marker_serial) << 8) | 1 for _ in feed.keys]
-    for marker, api_key in zip(markers, feed.keys):
+    keys = feed.keys if keys is None else keys
+    markers = [(next(_marker_serial) << 8) | 1 for _ in keys]
+    for marker, api_key in zip(markers, keys):
         feed.subscribe([marker], key=api_key)
 
     def complete(records: np.ndarray) -> bool:
