@@ -13,13 +13,15 @@ import orjson
 from ..parsers import INDEX_SEGMENT, Mode, encode_frame, kind_for
 
 __all__ = [
+    "GARBAGE_KINDS",
     "MAX_PACKETS_PER_FRAME",
     "Request",
+    "damaged_message",
     "encode_frames",
     "kinds_for",
     "parse_request",
     "rejection_body",
-        "too_many_instruments_message",
+    "too_many_instruments_message",
 ]
 
 MAX_PACKETS_PER_FRAME = 3000
@@ -88,6 +90,8 @@ _REJECTIONS = {
     http.HTTPStatus.BAD_REQUEST: ("InputException", "missing api_key or access_token in the query string"),
     http.HTTPStatus.FORBIDDEN: ("TokenException", "Invalid api_key or access_token"),
     http.HTTPStatus.TOO_MANY_REQUESTS: ("NetworkException", "Too many connections for this api_key; the limit is {limit}"),
+    http.HTTPStatus.BAD_GATEWAY: ("DataException", "Bad gateway"),
+    http.HTTPStatus.SERVICE_UNAVAILABLE: ("NetworkException", "Service unavailable"),
 }
 
 
@@ -95,9 +99,11 @@ def rejection_body(status: http.HTTPStatus, limit: int = 0) -> str:
     """Return the JSON body of a rejected handshake, shaped like the REST API's error envelope.
 
     The real server's body is undocumented and clients only read the status, so the error
-    types are those the REST API uses for the same statuses.
+    types are those the REST API uses for the same statuses; for 502 and 503 they are the
+    default statuses of kiteconnect 5.2.2's DataException and NetworkException. Other
+    statuses get "GeneralException", whose default status there is 500.
     """
-    error_type, message = _REJECTIONS[status]
+    error_type, message = _REJECTIONS.get(status, ("GeneralException", status.phrase))
     envelope = {"status": "error", "message": message.format(limit=limit), "error_type": error_type}
     return orjson.dumps(envelope).decode()
 
@@ -111,3 +117,48 @@ def encode_frames(ticks: np.ndarray, limit: int = MAX_PACKETS_PER_FRAME) -> Iter
     """Encode ``ticks`` (TICK_DTYPE, ``kind`` set) as binary messages of at most ``limit`` packets."""
     for start in range(0, len(ticks), limit):
         yield encode_frame(ticks[start : start + limit])
+
+
+GARBAGE_KINDS = ("truncated", "unknown_length", "count_exceeds_data", "short_packet", "empty_packet")
+"""Kinds of damage that :func:`damaged_message` can build."""
+
+_UNKNOWN_LENGTH = 64  # no Kite packet kind is 64 bytes long
+
+
+def damaged_message(good: bytes, count: int, kind: str) -> bytes:
+    """Return a binary message with the ``count`` packets of ``good`` and one damaged packet.
+
+    ``good`` is the packet part of a valid message (without its 2-byte count). The damage
+    is one of :data:`GARBAGE_KINDS`:
+
+    - "truncated": a last packet that declares 184 bytes but carries 92;
+    - "unknown_length": a complete 64-byte packet in the middle;
+    - "count_exceeds_data": a count one higher than the packets present;
+    - "short_packet": a 2-byte packet in the middle;
+    - "empty_packet": a packet of length zero in the middle.
+
+    Each damage is one skipped packet for the decoder, counted as truncated, unknown
+    length, missing, short and short packets in that order.
+    """
+    middle = _packet_boundary(good, count // 2)
+    if kind == "truncated":
+        packets = good + (184).to_bytes(2, "big") + bytes(92)
+    elif kind == "unknown_length":
+        packets = good[:middle] + _UNKNOWN_LENGTH.to_bytes(2, "big") + bytes(_UNKNOWN_LENGTH) + good[middle:]
+    elif kind == "count_exceeds_data":
+        packets = good
+    elif kind == "short_packet":
+        packets = good[:middle] + (2).to_bytes(2, "big") + bytes(2) + good[middle:]
+    elif kind == "empty_packet":
+        packets = good[:middle] + bytes(2) + good[middle:]
+    else:
+        raise ValueError(f"unknown garbage kind {kind!r}; expected one of {GARBAGE_KINDS}")
+    return (count + 1).to_bytes(2, "big") + packets
+
+
+def _packet_boundary(packets: bytes, index: int) -> int:
+    """Return the offset in ``packets`` (length-prefixed packets) where packet ``index`` starts."""
+    position = 0
+    for _ in range(index):
+        position += 2 + int.from_bytes(packets[position : position + 2], "big")
+    return position

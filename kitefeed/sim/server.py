@@ -26,11 +26,13 @@ from websockets.protocol import State
 
 from .._logging import quiet_websockets_logger
 from .config import SimConfig
+from .faults import FaultRules, HandshakeRejections
 from .market import Market
 from .protocol import rejection_body
 from .session import ConnectionInfo, Session
+from .transport import SimConnection
 
-__all__ = ["SimServer", "SimulatorStats"]
+__all__ = ["HandshakeCounts", "SimServer", "SimulatorStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +40,23 @@ _CLOSE_TIMEOUT = 2.0  # seconds a client gets to reply to the closing handshake 
 
 
 @dataclasses.dataclass(frozen=True)
+class HandshakeCounts:
+    """Handshakes of one API key: ``attempts`` is ``accepted`` plus ``rejected``."""
+
+    attempts: int = 0
+    accepted: int = 0
+    rejected: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class SimulatorStats:
-    """Counters of a simulator since it started."""
+    """Counters of a simulator since it started.
+
+    ``max_concurrent`` is the highest number of connections of each API key that were open
+    at the same time. A connection counts from its accepted handshake until its TCP
+    connection has closed, so one that is still closing counts too. ``handshakes`` counts
+    handshakes per API key as given in the request; a request without one counts under "".
+    """
 
     connections_open: int
     connections_total: int  # connections accepted
@@ -47,6 +64,8 @@ class SimulatorStats:
     cycles: int  # push cycles run
     instruments: int  # distinct tokens ever subscribed
     packets_sent: int  # packets queued over all connections
+    max_concurrent: Mapping[str, int] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    handshakes: Mapping[str, HandshakeCounts] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
 
 class SimServer:
@@ -68,10 +87,16 @@ class SimServer:
         self._market = Market(config.seed)
         self._rng = np.random.default_rng([config.seed, 1])
 
-        self._sessions: dict[ServerConnection, Session] = {}
+        self._sessions: dict[SimConnection, Session] = {}
         self._handshake_keys: dict[ServerConnection, str] = {}
         self._slots: dict[str, set[ServerConnection]] = collections.defaultdict(set)
         self._refused: collections.Counter[int] = collections.Counter()
+        self._handshakes: dict[str, HandshakeCounts] = {}
+        self._live: collections.Counter[str] = collections.Counter()
+        self._max_concurrent: dict[str, int] = {}
+        self.fault_rules = FaultRules()
+        self.rejections = HandshakeRejections()
+        self.closing: set[asyncio.Task[None]] = set()  # closing handshakes started by drop_connections
         self._connections_total = 0
         self._cycles = 0
 
@@ -97,6 +122,7 @@ class SimServer:
             ping_interval=None,
             close_timeout=_CLOSE_TIMEOUT,
             logger=quiet_websockets_logger("kitefeed.sim.websocket"),
+            create_connection=SimConnection,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         self._tasks = [
@@ -114,12 +140,20 @@ class SimServer:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            await asyncio.gather(*self.closing, return_exceptions=True)
             self._server = None
             logger.info("simulator on port %d stopped", self.port)
 
     # ---- handshake and connections
 
+    def _count_handshake(self, api_key: str, accepted: bool) -> None:
+        counts = self._handshakes.get(api_key, HandshakeCounts())
+        self._handshakes[api_key] = HandshakeCounts(
+            counts.attempts + 1, counts.accepted + accepted, counts.rejected + (not accepted)
+        )
+
     def _reject(self, connection: ServerConnection, status: http.HTTPStatus, api_key: str) -> Response:
+        self._count_handshake(api_key, accepted=False)
         self._refused[status.value] += 1
         logger.info("rejected a connection of api_key %r with HTTP %d", api_key, status.value)
         body = rejection_body(status, self.config.max_connections_per_key).encode()
@@ -135,6 +169,9 @@ class SimServer:
         token = query.get("access_token", [""])[0]
         if not api_key or not token:
             return self._reject(connection, http.HTTPStatus.BAD_REQUEST, api_key)
+        injected = self.rejections.take(api_key)
+        if injected is not None:
+            return self._reject(connection, injected, api_key)
 
         with self._credentials_lock:
             expected = self._credentials.get(api_key)
@@ -149,10 +186,22 @@ class SimServer:
             return self._reject(connection, http.HTTPStatus.TOO_MANY_REQUESTS, api_key)
         slots.add(connection)
         self._handshake_keys[connection] = api_key
+        self._count_handshake(api_key, accepted=True)
+
+        # From here until its TCP connection closes, the connection counts as open.
+        self._live[api_key] += 1
+        self._max_concurrent[api_key] = max(self._max_concurrent.get(api_key, 0), self._live[api_key])
+        assert isinstance(connection, SimConnection)
+        connection.on_lost = lambda lost: self._connection_lost(lost, api_key)
         return None
+
+    def _connection_lost(self, connection: SimConnection, api_key: str) -> None:
+        self._live[api_key] -= 1
+        self._handshake_keys.pop(connection, None)
 
     async def _handle(self, connection: ServerConnection) -> None:
         """Serve one accepted connection: read requests until it closes, then clean up."""
+        assert isinstance(connection, SimConnection)
         api_key = self._handshake_keys.pop(connection)
         self._connections_total += 1
         session = Session(
@@ -161,7 +210,9 @@ class SimServer:
             self._market,
             max_instruments=self.config.max_instruments_per_connection,
             replay=self._replay,
+            faults=connection.faults,
         )
+        self.fault_rules.apply(connection.faults, api_key, session.connection_id)
         self._sessions[connection] = session
         writer = asyncio.create_task(self._write(session, connection))
         logger.info("connection %d of api_key %s opened", session.connection_id, api_key)
@@ -176,14 +227,30 @@ class SimServer:
             session.release()
             del self._sessions[connection]
             self._slots[api_key].discard(connection)
+            self.fault_rules.forget_connection(session.connection_id)
             logger.info(
                 "connection %d of api_key %s closed with code %s",
                 session.connection_id, api_key, connection.close_code,
             )
 
-    async def _write(self, session: Session, connection: ServerConnection) -> None:
+    async def _write(self, session: Session, connection: SimConnection) -> None:
+        async def send(message: bytes | str) -> None:
+            # websockets sends an iterable as one message of one frame per item, followed
+            # by an empty final continuation frame.
+            size = connection.faults.fragment_size
+            if size is not None and isinstance(message, bytes) and len(message) > size:
+                view = memoryview(message)
+                await connection.send([view[start : start + size] for start in range(0, len(view), size)])
+            else:
+                await connection.send(message)
+
+            # Slow writes hold frames in the transport wrapper, which websockets' flow
+            # control does not see. Waiting here keeps the session's outbox limit in force.
+            if connection.fault_transport is not None:
+                await connection.fault_transport.wait_flushed()
+
         try:
-            await session.write(connection.send)
+            await session.write(send)
         except ConnectionClosed:
             pass
         except Exception:
@@ -235,8 +302,24 @@ class SimServer:
 
     def connections(self, api_key: str | None = None) -> list[ConnectionInfo]:
         """Return a snapshot of the open connections, of ``api_key`` only if given, oldest first."""
-        sessions = [s for s in self._sessions.values() if api_key is None or s.api_key == api_key]
-        return [s.info() for s in sorted(sessions, key=lambda s: s.connection_id)]
+        infos = []
+        for connection, session in self.matching(api_key):
+            info = session.info()
+            transport = connection.fault_transport
+            if transport is not None:
+                info = dataclasses.replace(info, socket_writes=transport.writes, pongs_dropped=transport.pongs_dropped)
+            infos.append(info)
+        return infos
+
+    def matching(self, api_key: str | None = None, connection_id: int | None = None) -> list[tuple[SimConnection, Session]]:
+        """Return the open connections of ``api_key`` (any if None) and ``connection_id`` (any if None), oldest first."""
+        pairs = [
+            (connection, session)
+            for connection, session in self._sessions.items()
+            if (api_key is None or session.api_key == api_key)
+            and (connection_id is None or session.connection_id == connection_id)
+        ]
+        return sorted(pairs, key=lambda pair: pair[1].connection_id)
 
     def refused(self) -> dict[int, int]:
         return dict(self._refused)
@@ -256,4 +339,6 @@ class SimServer:
             cycles=self._cycles,
             instruments=len(self._market),
             packets_sent=int(self._market.packets_sent.sum()),
+            max_concurrent=MappingProxyType(dict(self._max_concurrent)),
+            handshakes=MappingProxyType(dict(self._handshakes)),
         )

@@ -10,9 +10,10 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ..parsers import HEARTBEAT, Mode
+from ..parsers import HEARTBEAT, Mode, encode_frame
+from .faults import ConnectionFaults
 from .market import Market
-from .protocol import encode_frames, kinds_for, parse_request, too_many_instruments_message
+from .protocol import MAX_PACKETS_PER_FRAME, damaged_message, encode_frames, kinds_for, parse_request, too_many_instruments_message
 
 __all__ = ["ConnectionInfo", "Session"]
 
@@ -23,13 +24,22 @@ logger = logging.getLogger(__name__)
 OUTBOX_LIMIT = 64
 """Messages queued for one connection before new ones are dropped."""
 
+GARBAGE_GOOD_PACKETS = 3
+"""Subscribed instruments whose packets go with the damaged one in a garbage message."""
+
+_MAX_COUNT = 0xFFFF  # the most packets that a message's 2-byte count can declare
+
 
 @dataclasses.dataclass(frozen=True)
 class ConnectionInfo:
     """Snapshot of one open connection's subscriptions and counters.
 
-    Packet counts include every packet queued for sending (snapshots after a request and push
-    cycles). Frame and byte counts include only messages already written to the socket.
+    Packet counts include every packet queued for sending (snapshots after a request, push
+    cycles and the good packets of garbage messages). Frame and byte counts include only
+    messages already handed to the WebSocket connection. ``silenced`` counts messages
+    discarded because the connection was silenced. ``socket_writes`` counts writes to the
+    TCP transport (one per WebSocket frame, or one per chunk with slow writes on), and
+    ``pongs_dropped`` the pongs withheld while silenced.
     """
 
     connection_id: int
@@ -44,6 +54,9 @@ class ConnectionInfo:
     texts_sent: int
     ignored_requests: int
     dropped: int
+    silenced: int = 0
+    socket_writes: int = 0
+    pongs_dropped: int = 0
 
 
 class Session:
@@ -57,7 +70,9 @@ class Session:
         *,
         max_instruments: int,
         replay: Sequence[bytes] = (),
+        faults: ConnectionFaults | None = None,
     ) -> None:
+        """``faults`` is shared with the connection's transport and read before each message."""
         self.connection_id = connection_id
         self.api_key = api_key
         self._market = market
@@ -65,6 +80,7 @@ class Session:
         self._replay = replay
         self._replay_position = 0
         self._outbox: asyncio.Queue[bytes | str] = asyncio.Queue(OUTBOX_LIMIT)
+        self.faults = faults if faults is not None else ConnectionFaults()
 
         self._modes: dict[int, Mode] = {}
         self._token_rows: dict[int, int] = {}
@@ -81,6 +97,7 @@ class Session:
         self._texts = 0
         self._ignored = 0
         self._dropped = 0
+        self._silenced = 0
 
     # ---- requests
 
@@ -187,17 +204,61 @@ class Session:
     def send_text(self, text: str) -> None:
         self._enqueue(text)
 
-    def _send_ticks(self, rows: np.ndarray, modes: np.ndarray, kinds: np.ndarray | None = None) -> None:
-        """Queue the market state of ``rows`` (unique) in ``modes`` as binary frames."""
+    def send_snapshot(self) -> int:
+        """Queue one message with the state of every subscribed instrument in its mode.
+
+        Returns the packets queued: 0 when nothing is subscribed or the message was
+        dropped. More than 65,535 instruments, the most a message can count, take more
+        than one message.
+        """
+        if self._stale:
+            self._refresh()
+        if self._rows.size == 0:
+            return 0
+        sent = self._send_ticks(self._rows, self._mode_codes, self._kinds, limit=_MAX_COUNT)
+        return int(self._rows.size) if sent else 0
+
+    def send_garbage(self, kind: str) -> int:
+        """Queue one binary message with a damaged packet (see :func:`damaged_message`).
+
+        The message also carries the state of up to :data:`GARBAGE_GOOD_PACKETS` subscribed
+        instruments. Returns how many, or 0 when the message was dropped.
+        """
+        if self._stale:
+            self._refresh()
+        rows = self._rows[:GARBAGE_GOOD_PACKETS]
+        ticks = self._market.state[rows]
+        ticks["kind"] = self._kinds[:GARBAGE_GOOD_PACKETS]
+        ticks["mode"] = self._mode_codes[:GARBAGE_GOOD_PACKETS]
+        good = encode_frame(ticks)[2:]
+        if not self._enqueue(damaged_message(good, len(rows), kind)):
+            return 0
+        self._count_sent(rows)
+        return int(rows.size)
+
+    def _send_ticks(
+        self,
+        rows: np.ndarray,
+        modes: np.ndarray,
+        kinds: np.ndarray | None = None,
+        limit: int = MAX_PACKETS_PER_FRAME,
+    ) -> bool:
+        """Queue the market state of ``rows`` (unique) in ``modes`` as binary frames of at most
+        ``limit`` packets. Return whether every frame was queued."""
         market = self._market
         ticks = market.state[rows]
         if kinds is None:
             kinds = kinds_for(ticks["segment"], modes)
         ticks["kind"] = kinds
         ticks["mode"] = modes
-        queued = [self._enqueue(frame) for frame in encode_frames(ticks)]
-        if not all(queued):
-            return
+        queued = [self._enqueue(frame) for frame in encode_frames(ticks, limit)]
+        if all(queued):
+            self._count_sent(rows)
+        return all(queued)
+
+    def _count_sent(self, rows: np.ndarray) -> None:
+        """Add one packet for each of ``rows`` (unique market rows) to the counters."""
+        market = self._market
 
         # Per-token counts are arrays indexed by market row, so a cycle costs one
         # vectorised add whatever the number of packets.
@@ -210,6 +271,9 @@ class Session:
         self._packets += len(rows)
 
     def _enqueue(self, message: bytes | str) -> bool:
+        if self.faults.silence.enabled:
+            self._silenced += 1
+            return False
         try:
             self._outbox.put_nowait(message)
         except asyncio.QueueFull:
@@ -226,6 +290,9 @@ class Session:
         """Send queued messages with ``send`` (the connection's ``send`` coroutine) until cancelled."""
         while True:
             message = await self._outbox.get()
+            if self.faults.silence.enabled:
+                self._silenced += 1
+                continue
             await send(message)
             self._bytes += len(message)
             if isinstance(message, str):
@@ -253,4 +320,5 @@ class Session:
             texts_sent=self._texts,
             ignored_requests=self._ignored,
             dropped=self._dropped,
+            silenced=self._silenced,
         )

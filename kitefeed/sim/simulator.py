@@ -13,6 +13,7 @@ import orjson
 
 from ..errors import FeedStateError, InvalidRequestError
 from .config import SimConfig, check_credentials, check_key_and_token
+from .injection import FaultInjection
 from .server import SimServer, SimulatorStats
 from .session import ConnectionInfo
 
@@ -25,7 +26,7 @@ _THREAD_TIMEOUT = 15.0  # seconds to wait for the server thread to start or to s
 _CALL_TIMEOUT = 5.0  # seconds to wait for a call that runs in the server's event loop
 
 
-class Simulator:
+class Simulator(FaultInjection):
     """A simulator of Kite's ticker WebSocket server on 127.0.0.1 or ::1.
 
     ``credentials`` maps each accepted API key to its access token. Use it from synchronous
@@ -41,6 +42,37 @@ class Simulator:
 
     Client requests that are not valid JSON, have an unknown action or mode, or another
     shape are ignored without an answer, as the real server is believed to do.
+
+    Faults can be injected from any thread while connections are open. Each applies to
+    the connections of ``api_key``, or of every key when it is None, and with
+    ``connection_id`` (from :meth:`connections`) to that one connection only:
+
+    - :meth:`drop_connections` closes connections now. ``abrupt=True`` resets the TCP
+      connection (RST) without a close frame; ``abrupt=False`` sends close code 1011.
+    - :meth:`silence` makes connections send nothing at all (no ticks, heartbeats or
+      text, and no pongs unless ``answer_pings``) while the TCP connection stays open
+      and requests are still read and applied. Messages due meanwhile are discarded and
+      counted in ``ConnectionInfo.silenced``. A close frame still goes out, so stopping
+      the simulator or :meth:`drop_connections` works as usual. For a key or every key,
+      it also covers connections opened later, until ``enabled=False``.
+    - :meth:`reject_handshakes` answers the next ``count`` handshakes of a key (all while
+      set, if None) with an HTTP status such as 403, 429, 500 or 503, before the
+      credentials are checked.
+    - :meth:`fragment_messages` sends each binary message longer than ``fragment_size``
+      as a fragmented message: frames of ``fragment_size`` bytes, the last one possibly
+      shorter, then an empty final continuation frame, as websockets sends fragments.
+    - :meth:`slow_writes` writes every outgoing frame to the socket in chunks of
+      ``chunk_size`` bytes, each a separate write with TCP_NODELAY, ``delay`` seconds
+      apart, so a client reassembles a large message from many reads.
+    - :meth:`send_garbage` sends one binary message with a damaged packet (see
+      :func:`~kitefeed.sim.protocol.damaged_message`) and the packets of up to 3
+      subscribed instruments, and returns the number of those good packets.
+    - :meth:`send_snapshot` sends one message with every subscribed instrument in its
+      mode; 3,000 full-mode instruments make a message of 558,002 bytes.
+
+    A later call for the same fault replaces the earlier ones for the connections it
+    covers. :meth:`clear_faults` turns every fault off. ``stats()`` counts handshakes and
+    the highest number of concurrent connections per key.
     """
 
     def __init__(
