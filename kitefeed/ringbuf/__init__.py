@@ -3,7 +3,9 @@
 A :class:`Ring` is one segment in /dev/shm: a header and a power-of-two array of
 records of any fixed-size numpy dtype. One :class:`RingWriter` publishes batches;
 any number of :class:`RingReader` objects, in any process on the host, read them as
-read-only zero-copy views. A :class:`GroupReader` reads several rings as one stream.
+read-only zero-copy views. A :class:`GroupReader` reads several rings as one stream. Readers wait by spinning, by
+blocking on a futex that the writer wakes (see :class:`Wait`), or both; rings that
+share a :class:`Doorbell` let a group reader block on all of them at once.
 """
 
 from .group import GroupReader, GroupStats, open_group_reader
@@ -12,10 +14,12 @@ from .doorbell import Doorbell
 from .reader import ReaderStats, RingReader, Start, open_reader
 from .ring import Ring
 from .segment import list_segments, remove_segments
+from .stale import find_stale_segments, remove_stale_segments
 from .waiting import Wait
 from .writer import RingWriter
 
 __all__ = [
+    "Doorbell",
     "GroupReader",
     "GroupStats",
     "ReaderStats",
@@ -25,8 +29,11 @@ __all__ = [
     "Start",
     "USER_SIZE",
     "VERSION",
+    "Wait",
+    "find_stale_segments",
     "list_segments",
     "open_group_reader",
     "open_reader",
     "remove_segments",
+    "remove_stale_segments",
 ]

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from kitefeed.ringbuf import Ring, open_reader
+from kitefeed.ringbuf import Doorbell, Ring, open_reader
 
-from .records import damaged_positions, make_records
+from .records import SEQ_DTYPE, damaged_positions, make_records
 
 CHILD_SECONDS = 60.0
 """Maximum time a child process runs before it gives up on its own."""
@@ -89,3 +89,34 @@ def hold_writer(name: str, connection: Connection) -> None:
         writer.publish(make_records(0, 3))
         connection.send("ready")
         time.sleep(CHILD_SECONDS)
+
+
+def publish_when_sleeping(name: str, connection: Connection) -> None:
+    """Attach ``name`` writable, wait until a reader is blocked, publish 3 records, report the wake-ups."""
+    with Ring.attach(name, writable=True) as ring, ring.writer() as writer:
+        deadline = time.monotonic() + CHILD_SECONDS
+        while ring.sleepers == 0 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        before = ring.wakes
+        writer.publish(make_records(writer.cursor, 3))
+        connection.send(ring.wakes - before)
+
+
+def own_ring(name: str, doorbell: str | None, connection: Connection) -> None:
+    """Create ``doorbell`` (if given) and the ring ``name``, publish 5 records, report "ready", wait to be killed."""
+    bell = None if doorbell is None else Doorbell.create(doorbell)
+    ring = Ring.create(name, SEQ_DTYPE, 16, doorbell=doorbell)
+    with ring.writer() as writer:
+        writer.publish(make_records(0, 5))
+    connection.send("ready")
+    time.sleep(CHILD_SECONDS)
+    ring.__exit__(None, None, None)
+    if bell is not None:
+        bell.__exit__(None, None, None)
+
+
+def write_more(name: str, count: int, connection: Connection) -> None:
+    """Attach ``name`` writable, publish ``count`` records after the cursor, and report "done"."""
+    with Ring.attach(name, writable=True) as ring, ring.writer() as writer:
+        writer.publish(make_records(writer.cursor, count))
+    connection.send("done")

@@ -6,7 +6,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -20,26 +20,6 @@ from .records import SEQ_DTYPE, make_records
 
 SPAWN = multiprocessing.get_context("spawn")
 SEED = 1_234_567
-
-
-@pytest.fixture
-def start_process() -> Iterator[Callable[..., BaseProcess]]:
-    """Start child processes and make sure each has exited when the test ends."""
-    started: list[BaseProcess] = []
-
-    def start(target: Callable[..., None], *args: Any) -> BaseProcess:
-        process = SPAWN.Process(target=target, args=args, daemon=True)
-        process.start()
-        started.append(process)
-        return process
-
-    yield start
-
-    for process in started:
-        if process.is_alive():
-            process.kill()
-        process.join(timeout=10)
-        process.close()
 
 
 def assert_stream_complete(result: dict[str, Any], published: int) -> None:
