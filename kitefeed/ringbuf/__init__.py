@@ -4,7 +4,7 @@ A :class:`Ring` is one segment in /dev/shm: a header and a power-of-two array of
 records of any fixed-size numpy dtype. One :class:`RingWriter` publishes batches;
 any number of :class:`RingReader` objects, in any process on the host, read them as
 read-only zero-copy views. A :class:`GroupReader` reads several rings as one stream. Readers wait by spinning, by
-blocking on a futex that the writer wakes (see :class:`Wait`), or both; rings that
+blocking on a futex that the writer wakes, or by both (see :class:`Wait`). Rings that
 share a :class:`Doorbell` let a group reader block on all of them at once.
 """
 

@@ -52,8 +52,8 @@ class Doorbell:
 
     Make one with :meth:`create` before creating the rings that use it, and pass its
     name as ``Ring.create(..., doorbell=name)``. Rings attach it by that name. The
-    owner :meth:`unlink`\\ s it when the rings are gone; leaving a ``with`` block closes
-    it, and unlinks it too for the owner.
+    owner calls :meth:`unlink` when the rings are gone. Leaving a ``with`` block
+    closes it, and unlinks it too for the owner.
     """
 
     def __init__(self, name: str, fd: int, mapping: mmap.mmap, *, owner: bool) -> None:

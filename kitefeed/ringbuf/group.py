@@ -253,7 +253,7 @@ class GroupReader:
                 return
             self._closed = True
 
-            # Wake a read blocked in another thread; it sees the stopped flag.
+            # Wake a read blocked in another thread, which then finds the stopped flag set.
             for reader in self._readers:
                 if reader._words is not None:
                     _atomics.notify(reader._wait_address)

@@ -335,8 +335,8 @@ class RingReader:
         )
 
     def _check_abandoned(self, *, force: bool) -> None:
-        # Reading /proc costs microseconds, so a waiting reader does it at most once per
-        # slice unless it is about to return empty-handed.
+        # Reading /proc costs microseconds, so a waiting reader reads it at most once per
+        # slice, plus once before a read returns empty because its timeout passed.
         now = time.monotonic_ns()
         if not force and now - self._liveness_checked_ns < _LIVENESS_CHECK_NS:
             return

@@ -64,8 +64,9 @@ class Ring:
         self._writable = writable
         self._clients: weakref.WeakSet[RingReader | RingWriter] = weakref.WeakSet()
 
-        # Cursors and flags are 8-byte aligned uint64 words, changed only through the
-        # C extension's atomics by writers and read that way on hot paths.
+        # Cursors and flags are 8-byte aligned uint64 words. Publishing and reading
+        # load and store them through the C extension's atomics, which order them
+        # against the record copies on every CPU.
         self._words = layout.header_words(header_mapping)
         self._wait_words = self._words[layout.WAIT_AREA :] if doorbell is None else doorbell._wait_words
 
@@ -332,10 +333,12 @@ class Ring:
     def mark_closed(self) -> None:
         """Set the closed flag, telling readers that no more records will come."""
         self._require_writable("mark it closed")
-        self._live_words()[layout.CLOSED] = 1
+        words = self._live_words()
+        _atomics.store_release_u64(self._closed_address, 1)
 
-        # Blocked readers return to see the flag.
+        # Blocked readers wake up, find the flag set and return.
         _atomics.notify(self._wait_address)
+        del words
 
     def close(self) -> None:
         """Release the mapping and the file descriptor. Calling it again does nothing.
@@ -353,9 +356,9 @@ class Ring:
         del self._words, self._wait_words, self._records, self._records_read_only
 
         mappings = [mapping] if self._header_mapping is mapping else [mapping, self._header_mapping]
-        for each in mappings:
+        for segment_mapping in mappings:
             try:
-                each.close()
+                segment_mapping.close()
             except BufferError:
                 # NumPy views handed out by readers, or held by a read blocked in
                 # another thread, still export the buffer. Dropping our reference
