@@ -1,1 +1,1 @@
-"""Benchmarks of the shared-memory ring against multiprocessing peers; run with ``make bench``."""
+"""Benchmarks of the shared-memory ring against multiprocessing peers, run with ``make bench``."""

@@ -29,7 +29,7 @@ _REPORT = pytest.StashKey[Report]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_REPORT] = Report()
+    config.stash[_REPORT] = Report(load_at_start=os.getloadavg()[0])
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -37,6 +37,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if report is None or report.empty:
         return
     terminalreporter.section("kitefeed ring: throughput ratios, latency percentiles, publish cost")
+    report.load_at_end = os.getloadavg()[0]
     for line in report.lines():
         terminalreporter.write_line(line)
 
@@ -49,7 +50,7 @@ def report(request: pytest.FixtureRequest) -> Report:
 
 @pytest.fixture
 def ring_name() -> Iterator[str]:
-    """A segment name unique to this benchmark; the benchmark fails if the segment is left."""
+    """A segment name unique to this benchmark. The benchmark fails if the segment is left."""
     prefix = f"kfbench-{os.getpid()}-{secrets.token_hex(4)}-"
     yield prefix + "ring"
 

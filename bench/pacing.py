@@ -51,21 +51,18 @@ def _wait_until(due_ns: int) -> None:
         pass
 
 
-def time_records(reader: RingReader, samples: int, deadline: float, *, busy: bool) -> np.ndarray:
+def time_records(reader: RingReader, samples: int, deadline: float) -> np.ndarray:
     """Read ``samples`` records and return, for each, the ns between its stamp and its arrival.
 
     The result is a new 1-D int64 array of up to ``samples`` latencies in ns, shorter
-    when ``deadline`` (a :func:`time.monotonic` time) passed first. ``busy`` polls with
-    ``read_nowait()`` without sleeping. Otherwise the reader's ``read()`` waits with
-    its wait strategy. The arrival time is taken right after a read returns records.
+    when ``deadline`` (a :func:`time.monotonic` time) passed first. ``reader.read()``
+    waits with the reader's wait strategy, and the arrival time is taken right after it
+    returns records.
     """
     latencies = np.empty(samples, dtype=np.int64)
     count = 0
     while count < samples and time.monotonic() < deadline:
-        if busy:
-            batch = reader.read_nowait()
-        else:
-            batch = reader.read(timeout=0.1)
+        batch = reader.read(timeout=0.1)
         arrived_ns = time.monotonic_ns()
         if len(batch) == 0:
             continue

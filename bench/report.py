@@ -31,6 +31,11 @@ def percentiles_ns(samples: np.ndarray) -> dict[str, int]:
 class Report:
     """The numbers of one run, collected by the benchmarks as they finish."""
 
+    load_at_start: float = 0.0
+    """One-minute load average when the run started, because other work on the host skews the numbers."""
+    load_at_end: float = 0.0
+    """One-minute load average when the run ended."""
+
     throughput: dict[tuple[str, int], tuple[float, int, str]] = field(default_factory=dict)
     """(transport, batch size) to (records/s, records lost or torn, reader strategy)."""
     latency: dict[str, tuple[dict[str, int], int, str]] = field(default_factory=dict)
@@ -63,7 +68,8 @@ class Report:
 
     def lines(self) -> list[str]:
         """Return the summary as lines of text."""
-        return self._throughput_lines() + self._latency_lines() + self._publish_lines()
+        load = f"load average (1 min): {self.load_at_start:.2f} at start, {self.load_at_end:.2f} at end"
+        return [load] + self._throughput_lines() + self._latency_lines() + self._publish_lines()
 
     def _throughput_lines(self) -> list[str]:
         lines: list[str] = []

@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 
 from kitefeed.parsers import TICK_DTYPE
-from kitefeed.ringbuf import Ring
+from kitefeed.ringbuf import Ring, Wait
 
 from .pacing import time_records, write_stamped
 from .report import Report
-from .ticks import open_ring_reader, wait_strategies
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -30,9 +29,11 @@ MEASURE_SECONDS = 30.0
 """Time after which a measurement gives up. A healthy one takes at most about 3 s."""
 
 
+# The publish-to-visible reader busy-polls, so it is awake when a record arrives. The
+# wake-up reader blocks on the futex, so it is asleep when a record arrives.
 @pytest.mark.parametrize(
-    ("name", "samples", "warmup", "interval_us"),
-    [("publish-to-visible", 20_000, 500, 20), ("wake-up", 2_000, 50, 1_000)],
+    ("name", "wait", "samples", "warmup", "interval_us"),
+    [("publish-to-visible", Wait.BUSY, 20_000, 500, 20), ("wake-up", Wait.BLOCK, 2_000, 50, 1_000)],
 )
 def test_latency(
     benchmark: Any,
@@ -40,15 +41,15 @@ def test_latency(
     ring_name: str,
     start_process: Callable[..., BaseProcess],
     name: str,
+    wait: Wait,
     samples: int,
     warmup: int,
     interval_us: int,
 ) -> None:
     benchmark.group = "latency"
-    strategy = _strategy(name)
     total = warmup + samples
 
-    with Ring.create(ring_name, TICK_DTYPE, CAPACITY) as ring, open_ring_reader(ring, strategy) as reader:
+    with Ring.create(ring_name, TICK_DTYPE, CAPACITY) as ring, ring.reader(wait=wait) as reader:
         control, child_control = SPAWN.Pipe()
         with control:
             start_process(write_stamped, ring.name, child_control, total, interval_us * 1000)
@@ -58,7 +59,7 @@ def test_latency(
 
             def measure() -> Any:
                 control.send("go")
-                return time_records(reader, total, time.monotonic() + MEASURE_SECONDS, busy=strategy == "poll-busy")
+                return time_records(reader, total, time.monotonic() + MEASURE_SECONDS)
 
             latencies = benchmark.pedantic(measure, rounds=1, iterations=1)
             lost = reader.lost
@@ -67,16 +68,7 @@ def test_latency(
     assert lost == 0
 
     # The first records arrive while caches and branch predictors are still cold.
-    result = report.add_latency(f"{name} latency", latencies[warmup:], strategy)
+    result = report.add_latency(f"{name} latency", latencies[warmup:], wait.name)
     benchmark.extra_info.update({f"{key}_ns": value for key, value in result.items()})
-    benchmark.extra_info.update(samples=samples, interval_us=interval_us, reader=strategy)
+    benchmark.extra_info.update(samples=samples, interval_us=interval_us, reader=wait.name)
 
-
-def _strategy(name: str) -> str:
-    # The visible-latency reader busy-polls; the wake-up reader sleeps between records.
-    # Before the ring had wait strategies, "poll-busy" loops on read_nowait() and
-    # "poll" is read(), which polls for 50 µs and then sleeps up to 0.5 ms per poll.
-    strategies = wait_strategies()
-    if name == "publish-to-visible":
-        return "BUSY" if "BUSY" in strategies else "poll-busy"
-    return "BLOCK" if "BLOCK" in strategies else "poll"

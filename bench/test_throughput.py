@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 
 from kitefeed.parsers import TICK_DTYPE
-from kitefeed.ringbuf import Ring
+from kitefeed.ringbuf import Ring, Wait
 
 from . import transports
 from .report import Report
-from .ticks import open_ring_reader, wait_strategies
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -32,6 +31,9 @@ ROUNDS = 5
 ROUND_SECONDS = 20.0
 """Time after which a round gives up. A healthy round takes well under 2 s."""
 
+RING_WAIT = Wait.BUSY
+"""Wait strategy of the ring reader: polling without system calls or sleeps."""
+
 TRANSPORTS = ["ring", "ring-copy", "queue", "pipe"]
 BATCH_SIZES = [1, 50, 500]
 
@@ -43,11 +45,6 @@ def round_size(batch_size: int) -> tuple[int, int]:
     """Return the batches and records one round moves for ``batch_size``."""
     batches = min(MAX_BATCHES, MAX_RECORDS // batch_size)
     return batches, batches * batch_size
-
-
-def ring_strategy() -> str:
-    """Return the wait strategy of the ring reader: busy polling without sleeping."""
-    return "BUSY" if "BUSY" in wait_strategies() else "poll"
 
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
@@ -67,8 +64,7 @@ def test_throughput(
     with contextlib.ExitStack() as stack:
         control, child_control = SPAWN.Pipe()
         stack.callback(control.close)
-        strategy = ring_strategy() if transport.startswith("ring") else "-"
-        receive, target, first_arg, prepare = _open_endpoints(stack, transport, ring_name, strategy, total)
+        receive, target, first_arg, prepare = _open_endpoints(stack, transport, ring_name, total)
 
         start_process(target, first_arg, child_control, batch_size)
         child_control.close()
@@ -86,6 +82,7 @@ def test_throughput(
 
     median = benchmark.stats.stats.median
     lost = sum(result.lost + result.torn for result in rounds)
+    strategy = RING_WAIT.name if transport.startswith("ring") else "-"
     benchmark.extra_info.update(
         records_per_round=total, records_per_s=round(total / median), lost_or_torn=lost, reader=strategy
     )
@@ -99,19 +96,18 @@ def test_throughput(
 
 
 def _open_endpoints(
-    stack: contextlib.ExitStack, transport: str, ring_name: str, strategy: str, total: int
+    stack: contextlib.ExitStack, transport: str, ring_name: str, total: int
 ) -> tuple[Receive, Callable[..., None], Any, Callable[[], Any]]:
     # Returns this process's receiver, the writer's target and first argument, and
     # what to do once the writer is ready. Everything opened here is closed by `stack`.
     if transport in ("ring", "ring-copy"):
         # The ring has room for a whole round, so the writer cannot lap the reader.
         ring = stack.enter_context(Ring.create(ring_name, TICK_DTYPE, 1 << (total - 1).bit_length()))
-        reader = stack.enter_context(open_ring_reader(ring, strategy))
+        reader = stack.enter_context(ring.reader(wait=RING_WAIT))
         copy = transport == "ring-copy"
-        busy = strategy == "poll"
 
         def receive_ring(total: int, deadline: float) -> transports.Received:
-            return transports.receive_ring(reader, total, deadline, copy=copy, busy=busy)
+            return transports.receive_ring(reader, total, deadline, copy=copy)
 
         return receive_ring, transports.write_ring, ring.name, lambda: transports.drain_ring(reader)
 

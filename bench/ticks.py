@@ -1,4 +1,4 @@
-"""Batches of tick records for the benchmarks, and the reader strategy in use."""
+"""Batches of tick records for the benchmarks."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from typing import Any
 
 import numpy as np
 
-import kitefeed.ringbuf
 from kitefeed.parsers import TICK_DTYPE, Mode, PacketKind
-from kitefeed.ringbuf import Ring, RingReader
 
 SEED = 20_240_611
 """Seed of the random record contents, which do not change the speed of a copy."""
@@ -32,24 +30,3 @@ def make_ticks(count: int, seed: int = SEED) -> np.ndarray[Any, Any]:
     ticks["segment"] = 1
     ticks["tradable"] = True
     return ticks
-
-
-def wait_strategies() -> list[str]:
-    """Return the names of the ring's wait strategies, or an empty list before they exist."""
-    wait = getattr(kitefeed.ringbuf, "Wait", None)
-    if wait is None:
-        return []
-    return [member.name for member in wait]
-
-
-def open_ring_reader(ring: Ring, strategy: str) -> RingReader:
-    """Return a reader of ``ring`` that starts at the oldest record and waits with ``strategy``.
-
-    ``strategy`` is a member name of ``kitefeed.ringbuf.Wait`` ("SPIN", "BUSY",
-    "BLOCK"), or "poll" or "poll-busy" for a reader without wait strategies, whose
-    ``read()`` polls and then sleeps between polls.
-    """
-    if strategy in ("poll", "poll-busy"):
-        return ring.reader("oldest")
-    wait = kitefeed.ringbuf.Wait[strategy]  # type: ignore[attr-defined]
-    return ring.reader("oldest", wait=wait)  # type: ignore[call-arg]

@@ -6,7 +6,7 @@ function until it has every record. Each receiver hands its caller a usable 1-D
 array of :data:`~kitefeed.parsers.TICK_DTYPE` per batch:
 
 * ring: a read-only view into shared memory, checked with ``intact()`` after use
-  (or a copy of it, for ``ring-copy``), so no copy is made unless asked for;
+  (or a copy of it, for ``ring-copy``), so no copy is made unless requested;
 * Queue: the array unpickled from the queue, which the reader owns;
 * Pipe: ``np.frombuffer`` over the bytes of ``recv_bytes()``, a read-only array
   that the reader owns. The writer sends the batch's memory with
@@ -104,20 +104,16 @@ def drain_ring(reader: RingReader) -> int:
         drained += len(batch.copy())
 
 
-def receive_ring(reader: RingReader, total: int, deadline: float, *, copy: bool, busy: bool) -> Received:
-    """Read ``total`` records from ``reader`` by polling until ``deadline`` (time.monotonic()).
+def receive_ring(reader: RingReader, total: int, deadline: float, *, copy: bool) -> Received:
+    """Read ``total`` records from ``reader`` until ``deadline`` (a time.monotonic() time).
 
-    ``busy`` polls with ``read_nowait()`` in a loop and never sleeps. Otherwise the
-    reader's own ``read()`` waits with its wait strategy. ``copy`` copies each
+    ``reader.read()`` waits with the reader's wait strategy. ``copy`` copies each
     batch out of shared memory before checking that it is intact.
     """
     received = torn = last_token = 0
     lost_before = reader.lost
     while received + torn + reader.lost - lost_before < total:
-        if busy:
-            batch = reader.read_nowait()
-        else:
-            batch = reader.read(timeout=max(0.0, deadline - time.monotonic()))
+        batch = reader.read(timeout=max(0.0, deadline - time.monotonic()))
         count = len(batch)
         if count == 0:
             if time.monotonic() > deadline:
