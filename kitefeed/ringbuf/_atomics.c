@@ -46,6 +46,7 @@
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -197,6 +198,46 @@ static PyObject *claim(PyObject *module, PyObject *const *args, Py_ssize_t count
     /* The full fence orders the claim before every store of the record copy that
        follows, so a reader that loads the new records also sees the new claim. */
     atomic_thread_fence(memory_order_seq_cst);
+    Py_RETURN_NONE;
+}
+
+static PyObject *copy_in(PyObject *module, PyObject *const *args, Py_ssize_t count)
+{
+    /* copy_in(data_address, area_bytes, offset_bytes, records): copy the bytes of a
+       C-contiguous buffer into the record area at offset, continuing at its start when
+       the end is reached. One memcpy, or two at the wrap-around; numpy would copy a
+       structured dtype field by field instead. */
+    void *data;
+    uint64_t area_bytes, offset;
+    Py_buffer view;
+    if (check_count("copy_in", count, 4) || to_address(args[0], &data) || to_u64(args[1], &area_bytes)
+        || to_u64(args[2], &offset)) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[3], &view, PyBUF_C_CONTIGUOUS) < 0) {
+        return NULL;
+    }
+    if ((uint64_t)view.len > area_bytes || offset >= area_bytes) {
+        PyBuffer_Release(&view);
+        PyErr_Format(PyExc_ValueError, "invalid copy of %zd bytes at offset %llu into an area of %llu bytes",
+                     view.len, (unsigned long long)offset, (unsigned long long)area_bytes);
+        return NULL;
+    }
+
+    uint64_t length = (uint64_t)view.len;
+    uint64_t first = area_bytes - offset < length ? area_bytes - offset : length;
+    char *target = data;
+    const char *source = view.buf;
+    if (length > 65536) {
+        Py_BEGIN_ALLOW_THREADS
+        memcpy(target + offset, source, first);
+        memcpy(target, source + first, length - first);
+        Py_END_ALLOW_THREADS
+    } else {
+        memcpy(target + offset, source, first);
+        memcpy(target, source + first, length - first);
+    }
+    PyBuffer_Release(&view);
     Py_RETURN_NONE;
 }
 
@@ -415,6 +456,9 @@ static PyMethodDef methods[] = {
     {"fence_acquire", fence_acquire, METH_NOARGS, "fence_acquire() -> None\n\nIssue an acquire fence."},
     {"claim", (PyCFunction)(void (*)(void))claim, METH_FASTCALL,
      "claim(claimed_address, value) -> None\n\nStore the claimed cursor, then issue a full fence."},
+    {"copy_in", (PyCFunction)(void (*)(void))copy_in, METH_FASTCALL,
+     "copy_in(data_address, area_bytes, offset_bytes, records) -> None\n\n"
+     "Copy a C-contiguous buffer into a circular area, wrapping at its end."},
     {"publish", (PyCFunction)(void (*)(void))publish, METH_FASTCALL,
      "publish(published_address, value, liveness_address, wait_area_address) -> bool\n\n"
      "Stamp the liveness time, store-release the published cursor, and wake every\n"

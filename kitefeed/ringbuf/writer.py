@@ -58,6 +58,9 @@ class RingWriter:
 
         self._words: np.ndarray[Any, np.dtype[np.uint64]] | None = words
         self._records: np.ndarray[Any, Any] | None = ring._records
+        self._itemsize = ring.dtype.itemsize
+        self._data_address = ring._records.ctypes.data
+        self._area_bytes = ring.capacity * self._itemsize
         self._dtype = ring.dtype
         self._capacity = ring.capacity
         self._mask = ring.capacity - 1
@@ -108,6 +111,8 @@ class RingWriter:
         count = len(records)
         if count == 0:
             return self._cursor
+        if not records.flags.c_contiguous:
+            records = np.ascontiguousarray(records)
         end = self._cursor + count
         if count > self._capacity:
             records = records[count - self._capacity :]
@@ -122,11 +127,9 @@ class RingWriter:
         #    of the records it covers, on aarch64 as on x86-64.
         _atomics.claim(self._claimed_address, end)
 
-        slot = start & self._mask
-        first = min(len(records), self._capacity - slot)
-        data[slot : slot + first] = records[:first]
-        if first < len(records):
-            data[: len(records) - first] = records[first:]
+        # One memcpy, or two at the wrap-around, in C: numpy copies a structured dtype
+        # field by field (about 6 us for one 272-byte tick record with numpy 2.4).
+        _atomics.copy_in(self._data_address, self._area_bytes, (start & self._mask) * self._itemsize, records)
 
         _atomics.publish(self._published_address, end, self._liveness_address, self._wait_address)
         self._cursor = end
