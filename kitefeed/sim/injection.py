@@ -7,6 +7,7 @@ this module in the server's event loop, where the connections live.
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
 import math
 from collections.abc import Callable
@@ -73,7 +74,7 @@ class FaultInjection:
         return self._call(_set_rule, self._require_server(), "silence", api_key, connection_id, setting)
 
     def reject_handshakes(self, api_key: str | None, status: int, count: int | None = None) -> None:
-        """Answer the next ``count`` handshakes of ``api_key`` (all while set, if None) with ``status``.
+        """Reject the next ``count`` handshakes of ``api_key`` (all while set, if None) with ``status``.
 
         ``api_key`` None applies to every key. A handshake is rejected before its
         credentials are checked. :meth:`clear_faults` ends it.
@@ -199,7 +200,7 @@ def _drop(server: SimServer, api_key: str | None, connection_id: int | None, abr
     return len(dropped)
 
 
-def _reject(server: SimServer, api_key: str | None, status: Any, count: int | None) -> None:
+def _reject(server: SimServer, api_key: str | None, status: http.HTTPStatus, count: int | None) -> None:
     server.rejections.set(api_key, status, count)
     logger.info(
         "rejecting %s handshakes of api_key %s with HTTP %d",

@@ -99,9 +99,9 @@ def rejection_body(status: http.HTTPStatus, limit: int = 0) -> str:
     """Return the JSON body of a rejected handshake, shaped like the REST API's error envelope.
 
     The real server's body is undocumented and clients only read the status, so the error
-    types are those the REST API uses for the same statuses; for 502 and 503 they are the
-    default statuses of kiteconnect 5.2.2's DataException and NetworkException. Other
-    statuses get "GeneralException", whose default status there is 500.
+    types are those the REST API uses for the same statuses. For 502 and 503 they are the
+    exceptions of kiteconnect 5.2.2 whose default status that is (DataException and
+    NetworkException). Other statuses get "GeneralException", whose default is 500.
     """
     error_type, message = _REJECTIONS.get(status, ("GeneralException", status.phrase))
     envelope = {"status": "error", "message": message.format(limit=limit), "error_type": error_type}

@@ -14,7 +14,7 @@ import http
 import logging
 import threading
 import urllib.parse
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
 
 import numpy as np
@@ -30,6 +30,7 @@ from .faults import FaultRules, HandshakeRejections
 from .market import Market
 from .protocol import rejection_body
 from .session import ConnectionInfo, Session
+from .stats import HandshakeCounts, SimulatorStats
 from .transport import SimConnection
 
 __all__ = ["HandshakeCounts", "SimServer", "SimulatorStats"]
@@ -37,35 +38,6 @@ __all__ = ["HandshakeCounts", "SimServer", "SimulatorStats"]
 logger = logging.getLogger(__name__)
 
 _CLOSE_TIMEOUT = 2.0  # seconds a client gets to reply to the closing handshake at shutdown
-
-
-@dataclasses.dataclass(frozen=True)
-class HandshakeCounts:
-    """Handshakes of one API key: ``attempts`` is ``accepted`` plus ``rejected``."""
-
-    attempts: int = 0
-    accepted: int = 0
-    rejected: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class SimulatorStats:
-    """Counters of a simulator since it started.
-
-    ``max_concurrent`` is the highest number of connections of each API key that were open
-    at the same time. A connection counts from its accepted handshake until its TCP
-    connection has closed, so one that is still closing counts too. ``handshakes`` counts
-    handshakes per API key as given in the request; a request without one counts under "".
-    """
-
-    connections_open: int
-    connections_total: int  # connections accepted
-    refused: Mapping[int, int]  # rejected handshakes per HTTP status
-    cycles: int  # push cycles run
-    instruments: int  # distinct tokens ever subscribed
-    packets_sent: int  # packets queued over all connections
-    max_concurrent: Mapping[str, int] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
-    handshakes: Mapping[str, HandshakeCounts] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
 
 class SimServer:

@@ -27,7 +27,7 @@ OUTBOX_LIMIT = 64
 GARBAGE_GOOD_PACKETS = 3
 """Subscribed instruments whose packets go with the damaged one in a garbage message."""
 
-_MAX_COUNT = 0xFFFF  # the most packets that a message's 2-byte count can declare
+_MAX_COUNT = 0xFFFF  # max packets that the 2-byte count of a message can declare
 
 
 @dataclasses.dataclass(frozen=True)

@@ -197,8 +197,8 @@ class FaultTransport(asyncio.Transport):
 class SimConnection(ServerConnection):
     """A server connection whose transport is a :class:`FaultTransport`.
 
-    ``on_lost``, when set, is called once the TCP connection is closed, which is later than
-    the WebSocket closing handshake and later than the handler's return.
+    ``on_lost``, when set, is called once the TCP connection has closed, so after any
+    WebSocket closing handshake.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
