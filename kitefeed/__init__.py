@@ -23,11 +23,13 @@ from .errors import (
     FeedStateError,
     InvalidRequestError,
     KitefeedError,
+    RingAbandonedError,
     RingError,
     RingLayoutError,
     WorkerError,
 )
 from .parsers import TICK_DTYPE, Decoder, Mode, PacketKind, parse_text, to_kiteconnect
+from .ringbuf import Wait
 
 __all__ = [
     "ApiKey",
@@ -47,9 +49,11 @@ __all__ = [
     "Mode",
     "PacketKind",
     "ReconnectPolicy",
+    "RingAbandonedError",
     "RingError",
     "RingLayoutError",
     "TICK_DTYPE",
+    "Wait",
     "WorkerError",
     "open_reader",
     "parse_text",

@@ -6,6 +6,7 @@ import click
 
 from ..engine.naming import SEGMENT_PREFIX, validate_feed_name
 from ..errors import InvalidRequestError
+from ..ringbuf import find_stale_segments, remove_stale_segments
 
 
 @click.command()
@@ -22,8 +23,6 @@ def cleanup(feed_name: str | None, dry_run: bool) -> None:
             prefix = f"{SEGMENT_PREFIX}{validate_feed_name(feed_name)}-"
         except InvalidRequestError as exc:
             raise click.BadParameter(str(exc), param_hint="--name") from None
-
-    from ..ringbuf import find_stale_segments, remove_stale_segments
 
     names = find_stale_segments(prefix) if dry_run else remove_stale_segments(prefix)
     verb = "would remove" if dry_run else "removed"

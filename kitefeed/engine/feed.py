@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Literal
 
 from ..errors import FeedClosedError, FeedStateError, InvalidRequestError, RingError, WorkerError
 from ..parsers import TICK_DTYPE, Mode
-from ..ringbuf import Ring, list_segments
+from ..ringbuf import Doorbell, Ring, Wait, list_segments, remove_stale_segments
+from ..ringbuf.waiting import DEFAULT_SPIN_US
 from .allocation import MAX_INSTRUMENTS_PER_CONNECTION, POLICIES, Allocation, validate_tokens
 from .credentials import ApiKey, parse_keys
 from .events import FeedEvent
 from .messages import ConnectionSettings, GetStats, ReconnectPolicy, StatsReply
-from .naming import default_feed_name, ring_name, validate_feed_name
+from .naming import SEGMENT_PREFIX, default_feed_name, doorbell_name, ring_name, validate_feed_name
 from .stats import FeedStats, KeyStats
 from .steps import Step, mode_step, subscribe_step, unsubscribe_step
 from .supervisor import Supervisor
@@ -130,6 +131,7 @@ class Feed:
         self._state: Literal["new", "running", "stopped"] = "new"
         self._state_lock = threading.Lock()
         self._rings: list[Ring] = []
+        self._doorbell: Doorbell | None = None
         self._supervisor: Supervisor | None = None
         self._readers: weakref.WeakSet[FeedReader] = weakref.WeakSet()
 
@@ -172,15 +174,9 @@ class Feed:
         return self
 
     def _create_rings(self) -> None:
-        try:
-            from ..ringbuf import remove_stale_segments
-        except ImportError:  # TODO: remove once ringbuf provides it
-            def remove_stale_segments(prefix: str) -> list[str]:
-                return []
-
         # Segments of an earlier feed of this name whose process was killed go first;
         # those of a live feed stay, and then this name cannot be used.
-        prefix = ring_name(self.name, 0)[:-1]
+        prefix = f"{SEGMENT_PREFIX}{self.name}-"
         removed = remove_stale_segments(prefix)
         if removed:
             logger.warning("feed %r: removed %d segments left by a feed that died: %s", self.name, len(removed), removed)
@@ -199,11 +195,16 @@ class Feed:
             megabytes,
             megabytes * len(self._keys),
         )
+        # One doorbell for all rings lets a reader of every key block until any key publishes.
+        self._doorbell = Doorbell.create(doorbell_name(self.name))
         for key_index, key in enumerate(self._keys):
             user = json.dumps(
                 {"feed": self.name, "key_index": key_index, "api_keys": self.keys, "api_key": key.api_key}
             ).encode()
-            self._rings.append(Ring.create(ring_name(self.name, key_index), TICK_DTYPE, self.ring_capacity, user=user))
+            ring = Ring.create(
+                ring_name(self.name, key_index), TICK_DTYPE, self.ring_capacity, user=user, doorbell=self._doorbell.name
+            )
+            self._rings.append(ring)
 
     def stop(self) -> None:
         """Stop the workers and remove the rings. Safe to call more than once."""
@@ -221,6 +222,12 @@ class Feed:
                 ring.unlink()
             except (OSError, RingError):
                 logger.exception("removing ring %s failed", ring.name)
+        if self._doorbell is not None:
+            try:
+                self._doorbell.close()
+                self._doorbell.unlink()
+            except (OSError, RingError):
+                logger.exception("removing doorbell %s failed", self._doorbell.name)
         _live_feeds.discard(self)
         logger.info("feed %r stopped", self.name)
 
@@ -388,13 +395,21 @@ class Feed:
         return self._supervisor.poll_events()
 
     def open_reader(
-        self, *, keys: Sequence[str] | None = None, start: Literal["oldest", "newest"] = "oldest"
+        self,
+        *,
+        keys: Sequence[str] | None = None,
+        start: Literal["oldest", "newest"] = "oldest",
+        wait: Wait | str = Wait.SPIN,
+        spin_us: float = DEFAULT_SPIN_US,
     ) -> "FeedReader":
-        """Open a reader of this feed's rings (all keys, or ``keys``); its losses count in :meth:`stats`."""
+        """Open a reader of this feed's rings (all keys, or ``keys``); its losses count in :meth:`stats`.
+
+        The arguments are those of :func:`kitefeed.open_reader`.
+        """
         from .reader import open_reader
 
         self._running_supervisor()
-        reader = open_reader(self.name, keys=keys, start=start)
+        reader = open_reader(self.name, keys=keys, start=start, wait=wait, spin_us=spin_us)
         self._readers.add(reader)
         return reader
 

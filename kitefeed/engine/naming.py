@@ -8,7 +8,7 @@ import secrets
 
 from ..errors import InvalidRequestError
 
-__all__ = ["SEGMENT_PREFIX", "default_feed_name", "ring_name", "validate_feed_name"]
+__all__ = ["SEGMENT_PREFIX", "default_feed_name", "doorbell_name", "ring_name", "validate_feed_name"]
 
 SEGMENT_PREFIX = "kitefeed-"
 _FEED_NAME = re.compile(r"[A-Za-z0-9_.]{1,48}")
@@ -30,3 +30,8 @@ def default_feed_name() -> str:
 def ring_name(feed: str, key_index: int) -> str:
     """The segment name of one key's ring, e.g. ``kitefeed-demo-0``."""
     return f"{SEGMENT_PREFIX}{feed}-{key_index}"
+
+
+def doorbell_name(feed: str) -> str:
+    """The segment name of the doorbell that all rings of a feed ring, e.g. ``kitefeed-demo-bell``."""
+    return f"{SEGMENT_PREFIX}{feed}-bell"

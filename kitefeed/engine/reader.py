@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import InvalidRequestError, RingError, RingLayoutError
 from ..parsers import TICK_DTYPE
-from ..ringbuf import GroupReader, GroupStats, Ring, Start, open_group_reader
+from ..ringbuf import GroupReader, GroupStats, Ring, Start, Wait, open_group_reader
+from ..ringbuf.waiting import DEFAULT_SPIN_US
 from .naming import ring_name, validate_feed_name
 
 __all__ = ["FeedReader", "open_reader"]
@@ -27,8 +28,10 @@ class FeedReader:
     fallen behind, or copy the batch first. Records the writer overwrote before this
     reader got to them are counted in ``stats().lost``, never returned.
 
-    Iterating blocks and yields batches until the feed stops and every ring is drained,
-    or until :meth:`close` is called (from any thread).
+    Iterating (``for`` or ``async for``) yields batches until the feed stops and every
+    ring is drained, or until :meth:`close` is called (from any thread). If the feed's
+    process dies without stopping it, reading raises :class:`RingAbandonedError` once
+    every record has been read.
     """
 
     def __init__(self, feed_name: str, group: GroupReader, api_keys: list[str]) -> None:
@@ -44,8 +47,15 @@ class FeedReader:
         """Return the next batch without waiting, or an empty array."""
         return self._group.read_nowait(max_records)
 
+    async def read_async(self, timeout: float | None = None, max_records: int | None = None) -> np.ndarray[Any, Any]:
+        """Wait for the next batch without blocking the event loop; empty on timeout or when the feed stopped."""
+        return await self._group.read_async(timeout, max_records)
+
     def __iter__(self) -> Iterator[np.ndarray[Any, Any]]:
         return iter(self._group)
+
+    def __aiter__(self) -> AsyncIterator[np.ndarray[Any, Any]]:
+        return aiter(self._group)
 
     def intact(self) -> bool:
         """Return whether the last batch returned is still unchanged in shared memory."""
@@ -85,13 +95,18 @@ def open_reader(
     *,
     keys: Sequence[str] | None = None,
     start: Start = "oldest",
+    wait: Wait | str = Wait.SPIN,
+    spin_us: float = DEFAULT_SPIN_US,
 ) -> FeedReader:
     """Attach to the running feed ``feed_name`` from any process and read its ticks.
 
     ``keys`` selects the API keys whose rings are read (default: all, as one stream).
     ``start`` is ``"oldest"`` (every record still in the rings) or ``"newest"`` (only
-    records published from now on). Raises :class:`RingError` when no such feed runs
-    and :class:`InvalidRequestError` for a key the feed does not have.
+    records published from now on). ``wait`` is how a read waits for records:
+    ``"busy"`` polls without a system call (lowest latency, one core at 100 %),
+    ``"spin"`` polls for ``spin_us`` microseconds and then blocks until a writer wakes it,
+    ``"block"`` blocks at once. Raises :class:`RingError` when no such feed runs and
+    :class:`InvalidRequestError` for a key the feed does not have.
     """
     validate_feed_name(feed_name)
     first = ring_name(feed_name, 0)
@@ -121,4 +136,4 @@ def open_reader(
         selected = [key for key in api_keys if key in keys]
 
     names = [ring_name(feed_name, api_keys.index(key)) for key in selected]
-    return FeedReader(feed_name, open_group_reader(names, start), selected)
+    return FeedReader(feed_name, open_group_reader(names, start, wait, spin_us), selected)

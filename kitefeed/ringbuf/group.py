@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -14,7 +15,15 @@ import numpy as np
 from ..errors import InvalidRequestError, RingAbandonedError
 from . import _atomics
 from .reader import ReaderStats, RingReader, Start, _empty_array, open_reader
-from .waiting import DEFAULT_SPIN_US, ROTATION_SLICE_SECONDS, SLICE_SECONDS, Wait, resolve_wait, timeout_ns
+from .waiting import (
+    ASYNC_SLICE_SECONDS,
+    DEFAULT_SPIN_US,
+    ROTATION_SLICE_SECONDS,
+    SLICE_SECONDS,
+    Wait,
+    resolve_wait,
+    timeout_ns,
+)
 
 __all__ = ["GroupReader", "GroupStats", "open_group_reader"]
 
@@ -162,6 +171,40 @@ class GroupReader:
                 return batch
             self._check_abandoned(force=False)
         return self._empty
+
+    async def read_async(self, timeout: float | None = None, max_records: int | None = None) -> np.ndarray[Any, Any]:
+        """Wait for the next batch without blocking the event loop, and return it as :meth:`read` does.
+
+        The wait runs in the loop's default executor in slices of at most 50 ms; records
+        are taken only in the loop's thread, so a cancelled read loses none.
+        """
+        batch = self.read_nowait(max_records)
+        if len(batch) or timeout == 0:
+            return batch
+
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else time.monotonic_ns() + int(timeout * 1e9)
+        slice_ns = int(ASYNC_SLICE_SECONDS * 1e9)
+        while not self._stopped.is_set() and not self.drained:
+            left = timeout_ns(deadline, time.monotonic_ns())
+            if left == 0:
+                self._check_abandoned(force=True)
+                break
+            await loop.run_in_executor(None, self._wait_once, slice_ns if left < 0 else min(slice_ns, left))
+            batch = self.read_nowait(max_records)
+            if len(batch):
+                return batch
+            self._check_abandoned(force=False)
+        return self._empty
+
+    def __aiter__(self) -> AsyncIterator[np.ndarray[Any, Any]]:
+        return self
+
+    async def __anext__(self) -> np.ndarray[Any, Any]:
+        batch = await self.read_async()
+        if not len(batch):
+            raise StopAsyncIteration
+        return batch
 
     def _wait_once(self, left: int) -> None:
         # Waits up to `left` ns (one slice when negative) for news on any ring. The

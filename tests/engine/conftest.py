@@ -21,11 +21,17 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
+def own_segments() -> set[str]:
+    """Segments of feeds this test process made: default names start with its pid, fixed ones end in .test."""
+    prefix = f"kitefeed-{os.getpid()}."
+    return {name for name in os.listdir("/dev/shm") if name.startswith(prefix) or ".test-" in name}
+
+
 @pytest.fixture(autouse=True)
 def no_segments_left() -> Iterator[None]:
-    before = set(os.listdir("/dev/shm"))
+    before = own_segments()
     yield
-    left = {name for name in set(os.listdir("/dev/shm")) - before if name.startswith("kitefeed-")}
+    left = own_segments() - before
     assert not left, f"shared-memory segments left behind: {sorted(left)}"
 
 

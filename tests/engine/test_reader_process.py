@@ -81,3 +81,31 @@ def test_reader_of_one_key(sim: Simulator) -> None:
     merged = np.concatenate(records)
     assert set(merged["key_index"].tolist()) == {1}
     assert set(merged["instrument_token"].tolist()) == on_key_b
+
+
+def test_reader_async_iteration(sim: Simulator) -> None:
+    import asyncio
+
+    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 12) as feed:
+        feed.subscribe(TOKENS)
+
+        async def collect() -> set[int]:
+            seen_tokens: set[int] = set()
+            with feed.open_reader(wait="block") as reader:
+                async for batch in reader:
+                    seen_tokens.update(batch["instrument_token"].tolist())
+                    if seen_tokens >= set(TOKENS):
+                        break
+            return seen_tokens
+
+        seen_tokens = asyncio.run(asyncio.wait_for(collect(), 20))
+    assert seen_tokens >= set(TOKENS)
+
+
+def test_blocking_reader_sleeps_on_doorbell(sim: Simulator) -> None:
+    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 12) as feed:
+        with feed.open_reader(wait="block") as reader:
+            assert reader._group.blocks_on_one_futex
+            feed.subscribe(TOKENS)
+            batch = reader.read(timeout=15)
+    assert len(batch)

@@ -135,3 +135,43 @@ def test_open_missing_ring_names_it(rings: list[Ring], make_name: Callable[[str]
     missing = make_name("missing")
     with pytest.raises(RingError, match=missing):
         open_group_reader([rings[0].name, missing])
+
+
+def test_group_async_iteration_reads_every_ring() -> None:
+    import asyncio
+    import os
+    import threading
+
+    import numpy as np
+
+    from kitefeed.ringbuf import Doorbell, GroupReader, Ring
+
+    prefix = f"kitefeed-test-async-{os.getpid()}"
+    with Doorbell.create(f"{prefix}-bell"):
+        with Ring.create(f"{prefix}-0", np.int64, 64, doorbell=f"{prefix}-bell") as first, Ring.create(
+            f"{prefix}-1", np.int64, 64, doorbell=f"{prefix}-bell"
+        ) as second:
+            group = GroupReader([first.reader(wait="block"), second.reader(wait="block")], wait="block")
+            writers = [first.writer(), second.writer()]
+
+            def publish_then_close() -> None:
+                for value in range(10):
+                    writers[value % 2].publish(np.array([value], dtype=np.int64))
+                first.mark_closed()
+                second.mark_closed()
+
+            async def collect() -> list[int]:
+                values: list[int] = []
+                thread = threading.Thread(target=publish_then_close)
+                thread.start()
+                async for batch in group:
+                    values.extend(batch.tolist())
+                thread.join()
+                return values
+
+            values = asyncio.run(collect())
+            group.close()
+            for writer in writers:
+                writer.close()
+
+    assert sorted(values) == list(range(10))
