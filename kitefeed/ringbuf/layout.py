@@ -1,8 +1,9 @@
 """Header layout of a ring segment, and the record dtype stored in it.
 
 A segment is a header of :func:`header_size` bytes followed by ``capacity`` records.
-The header starts with 64-bit native-endian words, grouped so that the words the writer
-changes on every publish sit on cache lines of their own:
+The header starts with 64-bit native-endian words. The words that the writer changes
+on every publish share one cache line, so that a publish moves one header line to the
+reader's core, and words that readers write sit on other lines:
 
 ======  =============  ==========================================================
 byte    word           contents
@@ -10,11 +11,10 @@ byte    word           contents
 0       0 .. 7         magic, layout version, header size, capacity, record size,
                        creation time (ns since the Unix epoch), length of the dtype
                        text, length of the user area
-64      8              ``claimed`` cursor
-128     16             ``published`` cursor
-192     24 .. 31       liveness time (CLOCK_MONOTONIC ns), closed flag, writer pid,
-                       writer start time, writer generation, owner pid, owner start
-                       time, length of the doorbell name
+64      8 .. 11        ``claimed`` cursor, ``published`` cursor, liveness time
+                       (CLOCK_MONOTONIC ns), closed flag
+192     26 .. 31       writer pid, writer start time, writer generation, owner pid,
+                       owner start time, length of the doorbell name
 256     32 .. 34       wait area: futex word, sleeper count, wake-ups issued
 512     ..             doorbell name, at most 256 bytes
 768     ..             user area, :data:`USER_SIZE` bytes
@@ -65,7 +65,7 @@ __all__ = [
 MAGIC = int.from_bytes(b"kfring\r\n", "little")
 """First header word. The CR LF pair catches a file that went through a text conversion."""
 
-VERSION = 2
+VERSION = 3
 """Layout version; a reader rejects any other."""
 
 WORD_COUNT = 64
@@ -74,9 +74,9 @@ WORD_COUNT = 64
 # Word indexes.
 _MAGIC, _VERSION, _HEADER_SIZE, _CAPACITY, _RECORD_SIZE, _CREATED_NS, _DTYPE_LENGTH, _USER_LENGTH = range(8)
 CLAIMED = 8
-PUBLISHED = 16
-LIVENESS_NS = 24
-CLOSED = 25
+PUBLISHED = 9
+LIVENESS_NS = 10
+CLOSED = 11
 WRITER_PID = 26
 WRITER_START = 27
 WRITER_GENERATION = 28
