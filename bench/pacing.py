@@ -51,23 +51,27 @@ def _wait_until(due_ns: int) -> None:
         pass
 
 
-def time_records(reader: RingReader, samples: int, deadline: float) -> np.ndarray:
-    """Read ``samples`` records and return, for each, the ns between its stamp and its arrival.
+def time_records(reader: RingReader, samples: int, deadline: float) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``samples`` records and time each from its stamp to two moments of its arrival.
 
-    The result is a new 1-D int64 array of up to ``samples`` latencies in ns, shorter
-    when ``deadline`` (a :func:`time.monotonic` time) passed first. ``reader.read()``
-    waits with the reader's wait strategy, and the arrival time is taken right after it
-    returns records.
+    Returns two new 1-D int64 arrays of up to ``samples`` latencies in ns, shorter when
+    ``deadline`` (a :func:`time.monotonic` time) passed first: to the moment the
+    reader sees that the record is published (``wait_for_records()`` returns, with
+    the reader's wait strategy), and to the moment ``read_nowait()`` has returned the
+    batch that contains it.
     """
-    latencies = np.empty(samples, dtype=np.int64)
+    visible = np.empty(samples, dtype=np.int64)
+    in_hand = np.empty(samples, dtype=np.int64)
     count = 0
     while count < samples and time.monotonic() < deadline:
-        batch = reader.read(timeout=0.1)
-        arrived_ns = time.monotonic_ns()
-        if len(batch) == 0:
+        if not reader.wait_for_records(timeout=0.1):
             continue
+        seen_ns = time.monotonic_ns()
+        batch = reader.read_nowait()
+        returned_ns = time.monotonic_ns()
 
         stamps = batch["recv_time"].view(np.int64)[: samples - count]
-        latencies[count : count + len(stamps)] = arrived_ns - stamps
+        visible[count : count + len(stamps)] = seen_ns - stamps
+        in_hand[count : count + len(stamps)] = returned_ns - stamps
         count += len(stamps)
-    return latencies[:count]
+    return visible[:count], in_hand[:count]

@@ -96,8 +96,8 @@ class Report:
         for name, (result, count, strategy) in self.latency.items():
             values = ", ".join(f"{key} {value / 1000:.2f} us" for key, value in result.items())
             lines.append(f"{name} ({count} samples, reader {strategy}): {values}")
-            targets = VISIBLE_TARGETS_NS if name.startswith("publish-to-visible") else WAKE_TARGETS_NS
-            for key, limit in targets.items():
+            targets = {"publish-to-visible latency": VISIBLE_TARGETS_NS, "wake-up latency": WAKE_TARGETS_NS}
+            for key, limit in targets.get(name, {}).items():
                 lines.append(f"  target {key} <= {limit / 1000:g} us: {_verdict(result[key] <= limit)}")
         return lines
 

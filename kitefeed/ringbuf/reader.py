@@ -188,18 +188,24 @@ class RingReader:
         # `published` is loaded with acquire ordering before `claimed` and before the
         # records. The writer release-stores it after the copy, so every record below
         # the loaded `published` is complete.
+        if max_records is not None and max_records <= 0:
+            raise InvalidRequestError(f"invalid max_records {max_records}: expected a positive int or None")
         published = _atomics.load_acquire_u64(self._published_address)
+        position = self._position
+        if published <= position:
+            # Nothing new. A writer in the middle of a batch larger than the ring could
+            # already be overwriting this position; the next call that finds records
+            # counts that loss.
+            self._batch_start = position
+            return self._empty
         oldest = _atomics.load_acquire_u64(self._claimed_address) - self._capacity
 
-        position = self._position
         if position < oldest:
             self._lost += oldest - position
             position = oldest
 
         available = published - position
         if max_records is not None:
-            if max_records <= 0:
-                raise InvalidRequestError(f"invalid max_records {max_records}: expected a positive int or None")
             available = min(available, max_records)
         slot = position & self._mask
         count = max(0, min(available, self._capacity - slot))
@@ -208,6 +214,21 @@ class RingReader:
         self._position = position + count
         self._read += count
         return records[slot : slot + count]
+
+    def wait_for_records(self, timeout: float | None = None) -> bool:
+        """Wait with the reader's strategy until a record is available, without taking it.
+
+        Returns True when the next :meth:`read_nowait` will return records, False when
+        ``timeout`` seconds passed first or the ring is closed and drained.
+        """
+        deadline = None if timeout is None else time.monotonic_ns() + int(timeout * 1e9)
+        while True:
+            if _atomics.load_acquire_u64(self._published_address) > self._position:
+                return True
+            left = timeout_ns(deadline, time.monotonic_ns())
+            if left == 0 or self.drained:
+                return False
+            _wait_once(*self._wait_arguments(), left)
 
     def read(self, timeout: float | None = None, max_records: int | None = None) -> np.ndarray[Any, Any]:
         """Wait for records with the reader's strategy and return them as :meth:`read_nowait` does.
