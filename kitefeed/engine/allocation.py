@@ -115,6 +115,44 @@ class Allocation:
         self._counts = [[0] * connections_per_key for _ in range(key_count)]
         self._next_key = 0
 
+    def add_key(self) -> int:
+        """Add an API key with no instruments and return its index."""
+        self._counts.append([0] * self.connections_per_key)
+        self.key_count += 1
+        return self.key_count - 1
+
+    def plan_rebalance(self, exclude: frozenset[int] = frozenset()) -> SubscribePlan:
+        """Plan moves that leave the keys not in ``exclude`` within one instrument of each other.
+
+        Keys in ``exclude`` neither give nor take instruments. Instruments leave the
+        fullest keys from their last-subscribed end and go to the emptiest keys.
+        """
+        keys = [k for k in range(self.key_count) if k not in exclude]
+        if not keys:
+            return SubscribePlan({}, self._next_key)
+        loads = {k: sum(self._counts[k]) for k in keys}
+        total = sum(loads.values())
+        share, extra = divmod(total, len(keys))
+        # The fullest keys keep one more when the total does not divide evenly.
+        order = sorted(keys, key=lambda k: (-loads[k], k))
+        targets = {k: share + (1 if rank < extra else 0) for rank, k in enumerate(order)}
+
+        moving: list[int] = []
+        for k in keys:
+            surplus = loads[k] - targets[k]
+            if surplus > 0:
+                moving += self.tokens_on_key(k)[-surplus:]
+
+        counts = [list(row) for row in self._counts]
+        plan: dict[Slot, list[int]] = {}
+        receivers = [k for k in keys if loads[k] < targets[k]]
+        for token in moving:
+            chosen = next(k for k in receivers if sum(counts[k]) < targets[k])
+            connection = self._first_connection_with_room(counts[chosen])
+            counts[chosen][connection] += 1
+            plan.setdefault(Slot(chosen, connection), []).append(token)
+        return SubscribePlan(plan, self._next_key)
+
     @property
     def capacity(self) -> int:
         """Instruments that all keys together can carry."""

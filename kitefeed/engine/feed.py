@@ -198,13 +198,14 @@ class Feed:
         # One doorbell for all rings lets a reader of every key block until any key publishes.
         self._doorbell = Doorbell.create(doorbell_name(self.name))
         for key_index, key in enumerate(self._keys):
-            user = json.dumps(
-                {"feed": self.name, "key_index": key_index, "api_keys": self.keys, "api_key": key.api_key}
-            ).encode()
-            ring = Ring.create(
-                ring_name(self.name, key_index), TICK_DTYPE, self.ring_capacity, user=user, doorbell=self._doorbell.name
-            )
-            self._rings.append(ring)
+            self._rings.append(self._create_ring(key_index, key))
+
+    def _create_ring(self, key_index: int, key: ApiKey) -> Ring:
+        assert self._doorbell is not None
+        user = json.dumps({"feed": self.name, "key_index": key_index, "api_key": key.api_key}).encode()
+        return Ring.create(
+            ring_name(self.name, key_index), TICK_DTYPE, self.ring_capacity, user=user, doorbell=self._doorbell.name
+        )
 
     def stop(self) -> None:
         """Stop the workers and remove the rings. Safe to call more than once."""
@@ -333,6 +334,45 @@ class Feed:
         new_key = ApiKey(api_key, access_token)
         supervisor.set_token(key_index, new_key)
         self._keys[key_index] = new_key
+
+    def add_key(self, api_key: str, access_token: str, *, rebalance: bool = True) -> None:
+        """Add an API key to the running feed: a new ring and worker, ready for instruments.
+
+        With ``rebalance`` (the default), instruments then move from the other keys so
+        that every working key carries about as many. Readers of all keys pick up the
+        new key's ring by themselves. Raises :class:`InvalidRequestError` for a key the
+        feed already has.
+        """
+        supervisor = self._running_supervisor()
+        key = ApiKey(api_key, access_token)
+        with supervisor.lock:
+            if api_key in self.keys:
+                raise InvalidRequestError(f"api_key {api_key!r} is already in feed {self.name!r}")
+            ring = self._create_ring(len(self._keys), key)
+            # The supervisor shares these lists; a worker's key index is its position.
+            self._keys.append(key)
+            self._rings.append(ring)
+            try:
+                supervisor.add_worker(key, ring)
+            except BaseException:
+                self._keys.pop()
+                self._rings.pop()
+                ring.mark_closed()
+                ring.close()
+                ring.unlink()
+                raise
+            self._allocation.add_key()
+        logger.info("feed %r: added key %s", self.name, api_key)
+        if rebalance:
+            supervisor.rebalance()
+
+    def rebalance(self) -> int:
+        """Move instruments so that the working keys carry about as many each; return how many moved.
+
+        Keys whose token was rejected are left out. The moves reach the server as bulk
+        unsubscribe and subscribe requests, so each moved instrument may miss a tick.
+        """
+        return self._running_supervisor().rebalance()
 
     # -- statistics and events ------------------------------------------------------------
 

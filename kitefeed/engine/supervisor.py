@@ -67,7 +67,9 @@ class Supervisor:
             WorkerHandle(index, key, context=context, url=url, ring_name=ring.name, settings=settings)
             for index, (key, ring) in enumerate(zip(keys, rings))
         ]
-        self._rings = rings
+        self._context = context
+        self._url = url
+        self._settings = settings
         self._request_timeout = request_timeout
         self._failover = failover
         self._on_event = on_event
@@ -98,6 +100,28 @@ class Supervisor:
                 logger.exception("stopping worker for key index %d failed", handle.key_index)
         if self._monitor.is_alive():
             self._monitor.join(timeout=2.0)
+
+    def add_worker(self, key: ApiKey, ring: Ring) -> None:
+        """Start the worker of a new key, whose ApiKey and ring the caller appended to the shared lists."""
+        handle = WorkerHandle(
+            len(self.workers), key, context=self._context, url=self._url, ring_name=ring.name, settings=self._settings
+        )
+        handle.start(self._request_timeout)
+        self._started_at[handle.key_index] = time.monotonic()
+        # The monitor thread builds its wait list from this list on every pass.
+        self.workers.append(handle)
+
+    def rebalance(self) -> int:
+        """Move instruments so that the working keys carry about as many each; returns how many moved."""
+        with self.lock:
+            plan = self.allocation.plan_rebalance(exclude=frozenset(self.failed_keys))
+            moving = [token for tokens in plan.slots.values() for token in tokens]
+            if not moving:
+                return 0
+            self.execute(move_steps(plan.slots, self.allocation.slot_of, self.allocation.mode_of))
+            self.allocation.apply_move(plan)
+        logger.info("rebalanced %d instruments across %d keys", len(moving), len(self.workers))
+        return len(moving)
 
     # -- carrying out changes -----------------------------------------------------------------
 

@@ -90,6 +90,23 @@ class GroupReader:
         self._stopped = threading.Event()
         self._closed = False
 
+    def add(self, reader: RingReader) -> None:
+        """Read one more ring from now on, for example the ring of an API key added later.
+
+        The group owns the reader from then on. Raises InvalidRequestError when its dtype
+        differs from the group's. Safe to call from another thread than the reading one.
+        """
+        if reader.dtype != self._dtype:
+            raise InvalidRequestError(
+                f"invalid reader: ring {reader.ring.name!r} has dtype {reader.dtype}, but the group has {self._dtype}"
+            )
+        with self._lock:
+            if self._closed:
+                raise InvalidRequestError("invalid reader: the group is closed")
+            self._readers = (*self._readers, reader)
+            keys = {member.ring.doorbell or f"ring:{member.ring.name}" for member in self._readers}
+            self._shared_area = len(keys) == 1
+
     @property
     def readers(self) -> Sequence[RingReader]:
         """The group's readers, in the order given."""
@@ -141,6 +158,11 @@ class GroupReader:
     def wait(self) -> Wait:
         """How :meth:`read` waits for records."""
         return self._wait
+
+    @property
+    def spin_us(self) -> float:
+        """Microseconds a read spins before it blocks, with :attr:`Wait.SPIN`."""
+        return self._spin_ns / 1000
 
     @property
     def blocks_on_one_futex(self) -> bool:

@@ -152,3 +152,27 @@ def test_move_between_keys() -> None:
 def test_unknown_policy() -> None:
     with pytest.raises(InvalidRequestError, match="invalid allocation policy 'random'"):
         Allocation(2, policy="random")
+
+
+def test_rebalance_evens_out_keys() -> None:
+    allocation = Allocation(2, instruments_per_connection=10)
+    subscribe(allocation, list(range(1, 26)), key=0)
+    new_key = allocation.add_key()
+    plan = allocation.plan_rebalance()
+    allocation.apply_move(plan)
+    assert new_key == 2
+    assert sorted(sum(row) for row in allocation.distribution()) == [8, 8, 9]
+    assert allocation.distribution()[0] == [9, 0, 0]
+
+
+def test_rebalance_skips_excluded_keys() -> None:
+    allocation = Allocation(3)
+    subscribe(allocation, list(range(1, 13)), key=0)
+    allocation.apply_move(allocation.plan_rebalance(exclude=frozenset({1})))
+    assert [sum(row) for row in allocation.distribution()] == [6, 0, 6]
+
+
+def test_rebalance_of_balanced_keys_moves_nothing() -> None:
+    allocation = Allocation(2)
+    subscribe(allocation, list(range(1, 10)))
+    assert allocation.plan_rebalance().slots == {}
