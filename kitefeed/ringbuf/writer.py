@@ -1,4 +1,4 @@
-"""The single writer of a ring: copies batches of records in and publishes them."""
+"""The single writer of a ring: copies batches of records in, or lends slots to fill, and publishes them."""
 
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ class RingWriter:
         self._capacity = ring.capacity
         self._mask = ring.capacity - 1
         self._cursor = published
+        self._reserved = 0
 
         self._claimed_address = ring._claimed_address
         self._published_address = ring._published_address
@@ -113,6 +114,11 @@ class RingWriter:
                 )
             self._accepted_dtype = records.dtype
 
+        if self._reserved:
+            raise InvalidRequestError(
+                f"invalid publish: {self._reserved} records are still reserved; commit them first"
+            )
+
         count = len(records)
         if count == 0:
             return self._cursor
@@ -138,6 +144,77 @@ class RingWriter:
 
         _atomics.publish(self._published_address, end, self._liveness_address, self._wait_address)
         self._cursor = end
+        return end
+
+    def reserve(self, count: int) -> np.ndarray[Any, Any] | None:
+        """Claim the next ``count`` slots and return a writable view of them, or None.
+
+        The view is a 1-D array of ``count`` records of the ring's dtype in shared
+        memory, holding whatever the slots held before. Fill its first records and call
+        :meth:`commit` before the next reserve or publish. Until then readers see none
+        of them, and readers that lag by almost a full lap count the records they held
+        as lost, as during a publish. The view stays writable after the commit, but
+        writing to it then damages records that readers may be reading.
+
+        Returns None, without claiming anything, when the slots would run past the
+        ring's end. Then decode into a temporary array and :meth:`publish` it, which
+        copies in two parts.
+        """
+        records = self._records
+        if records is None:
+            raise RingError(f"writer of ring {self._ring.name!r} is closed: take a new writer")
+        if self._reserved:
+            raise InvalidRequestError(
+                f"invalid reserve: {self._reserved} records are still reserved; commit them first"
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= self._capacity:
+            raise InvalidRequestError(
+                f"invalid reserve count {count!r}: expected an integer from 1 to the capacity {self._capacity}"
+            )
+        start = self._cursor & self._mask
+        if start + count > self._capacity:
+            return None
+
+        # The claim and its full fence come before the caller's first store into the
+        # slots, for the reason given in publish() (step 1).
+        _atomics.claim(self._claimed_address, self._cursor + count)
+        self._reserved = count
+        return records[start : start + count]
+
+    def commit(self, count: int) -> int:
+        """Publish the first ``count`` records of the last reservation; return the new cursor.
+
+        ``count`` may be below the reserved count, 0 included. The slots after the first
+        ``count`` go back to the ring and the claimed cursor moves back with them, so
+        readers count losses as if only ``count`` records had been claimed. That is
+        only correct when the caller left those slots unwritten.
+        """
+        reserved = self._reserved
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= reserved:
+            raise InvalidRequestError(
+                f"invalid commit count {count!r}: expected an integer from 0 to the {reserved} reserved records"
+            )
+        # The local reference keeps the mapping alive during the C calls.
+        words = self._words
+        if words is None:
+            raise RingError(f"writer of ring {self._ring.name!r} is closed: take a new writer")
+        self._reserved = 0
+
+        # Order of the steps, the same as publish() relies on:
+        # 1. reserve() moved `claimed` to the end of the reservation, with a full
+        #    fence, before the caller wrote any slot.
+        # 2. When fewer records are committed, `claimed` moves back to the end of
+        #    the committed ones. The unused slots still hold their old records, so no
+        #    reader that re-checks `claimed` afterwards can have read a torn one.
+        # 3. `published` moves last with a release store, which orders the caller's
+        #    stores into the slots before it for a reader's acquire load.
+        end = self._cursor + count
+        if count < reserved:
+            _atomics.claim(self._claimed_address, end)
+        if count:
+            _atomics.publish(self._published_address, end, self._liveness_address, self._wait_address)
+        self._cursor = end
+        del words
         return end
 
     def touch(self) -> None:
