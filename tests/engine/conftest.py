@@ -22,9 +22,9 @@ def sim() -> Iterator[Simulator]:
 
 
 def own_segments() -> set[str]:
-    """Segments of feeds this test process made: default names start with its pid, fixed ones end in .test."""
+    """Segments of feeds this test process made: every feed name in the tests starts with its pid."""
     prefix = f"kitefeed-{os.getpid()}."
-    return {name for name in os.listdir("/dev/shm") if name.startswith(prefix) or ".test-" in name}
+    return {name for name in os.listdir("/dev/shm") if name.startswith(prefix)}
 
 
 @pytest.fixture(autouse=True)

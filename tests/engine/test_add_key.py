@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,9 @@ from .conftest import CREDENTIALS, read_until
 from .test_feed import read_after_markers, seen
 
 TOKENS = [((11_000 + n) << 8) | 1 for n in range(30)]
+
+PID = os.getpid()
+"""Fixed feed names start with the test process id, so parallel runs cannot collide."""
 
 
 def test_added_key_takes_a_share(sim: Simulator) -> None:
@@ -53,9 +58,9 @@ def test_add_key_without_rebalance(sim: Simulator) -> None:
 
 def test_reader_in_other_process_follows_new_key(sim: Simulator) -> None:
     sim.set_token("key_c", "token-c-5a1b")
-    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 12, name="grow.test") as feed:
+    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 12, name=f"{PID}.grow") as feed:
         feed.subscribe(TOKENS)
-        with open_reader("grow.test", start="newest") as reader:
+        with open_reader(f"{PID}.grow", start="newest") as reader:
             feed.add_key("key_c", "token-c-5a1b")
             records = read_until(reader, lambda r: bool((r["key_index"] == 2).any()))
             assert reader.keys[-1] == "key_c"

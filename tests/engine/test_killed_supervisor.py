@@ -17,6 +17,9 @@ from .conftest import CREDENTIALS
 
 CHILD = Path(__file__).with_name("supervisor_child.py")
 
+PID = os.getpid()
+"""Fixed feed names start with the test process id, so parallel runs cannot collide."""
+
 
 def process_exists(pid: int) -> bool:
     try:
@@ -40,7 +43,7 @@ def kill_supervisor(sim: Simulator, name: str) -> list[int]:
 
 
 def test_workers_exit_when_supervisor_dies(sim: Simulator) -> None:
-    workers = kill_supervisor(sim, "orphans.test")
+    workers = kill_supervisor(sim, f"{PID}.orphans")
     try:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(process_exists(pid) for pid in workers):
@@ -48,30 +51,30 @@ def test_workers_exit_when_supervisor_dies(sim: Simulator) -> None:
         assert not any(process_exists(pid) for pid in workers)
     finally:
         for name in os.listdir("/dev/shm"):
-            if name.startswith("kitefeed-orphans.test"):
+            if name.startswith(f"kitefeed-{PID}.orphans"):
                 os.unlink(f"/dev/shm/{name}")
 
 
 def test_next_feed_of_same_name_removes_leftovers(sim: Simulator) -> None:
-    kill_supervisor(sim, "leftover.test")
-    assert os.path.exists("/dev/shm/kitefeed-leftover.test-0")
+    kill_supervisor(sim, f"{PID}.leftover")
+    assert os.path.exists(f"/dev/shm/kitefeed-{PID}.leftover-0")
 
-    with Feed(CREDENTIALS, url=sim.url, name="leftover.test", ring_capacity=1024) as feed:
+    with Feed(CREDENTIALS, url=sim.url, name=f"{PID}.leftover", ring_capacity=1024) as feed:
         feed.subscribe([256265])
         with feed.open_reader() as reader:
             batch = reader.read(timeout=15)
     assert len(batch)
-    assert not [name for name in os.listdir("/dev/shm") if name.startswith("kitefeed-leftover.test")]
+    assert not [name for name in os.listdir("/dev/shm") if name.startswith(f"kitefeed-{PID}.leftover")]
 
 
 def test_cleanup_command_removes_leftovers(sim: Simulator) -> None:
-    kill_supervisor(sim, "cleanup.test")
-    with Feed(CREDENTIALS, url=sim.url, name="alive.test", ring_capacity=1024):
+    kill_supervisor(sim, f"{PID}.cleanup")
+    with Feed(CREDENTIALS, url=sim.url, name=f"{PID}.alive", ring_capacity=1024):
         result = subprocess.run(
             [sys.executable, "-m", "kitefeed", "cleanup"], capture_output=True, text=True, timeout=60
         )
-        alive_kept = os.path.exists("/dev/shm/kitefeed-alive.test-0")
+        alive_kept = os.path.exists(f"/dev/shm/kitefeed-{PID}.alive-0")
     assert result.returncode == 0, result.stderr
-    assert "kitefeed-cleanup.test-0" in result.stdout
-    assert not [name for name in os.listdir("/dev/shm") if name.startswith("kitefeed-cleanup.test")]
+    assert f"kitefeed-{PID}.cleanup-0" in result.stdout
+    assert not [name for name in os.listdir("/dev/shm") if name.startswith(f"kitefeed-{PID}.cleanup")]
     assert alive_kept

@@ -12,6 +12,9 @@ from kitefeed.sim import Simulator
 
 from .conftest import CREDENTIALS
 
+PID = os.getpid()
+"""Fixed feed names start with the test process id, so parallel runs cannot collide."""
+
 
 def test_calls_before_start_raise(sim: Simulator) -> None:
     feed = Feed(CREDENTIALS, url=sim.url)
@@ -94,17 +97,17 @@ def test_capacity_fills_exactly(feed: Feed) -> None:
 
 def test_segments_removed_after_exception(sim: Simulator) -> None:
     with pytest.raises(RuntimeError, match="inside the block"):
-        with Feed(CREDENTIALS, url=sim.url, name="raise.test", ring_capacity=1024) as feed:
+        with Feed(CREDENTIALS, url=sim.url, name=f"{PID}.raise", ring_capacity=1024) as feed:
             feed.subscribe([256265])
-            assert os.path.exists("/dev/shm/kitefeed-raise.test-0")
+            assert os.path.exists(f"/dev/shm/kitefeed-{PID}.raise-0")
             raise RuntimeError("inside the block")
-    assert not os.path.exists("/dev/shm/kitefeed-raise.test-0")
-    assert not os.path.exists("/dev/shm/kitefeed-raise.test-1")
+    assert not os.path.exists(f"/dev/shm/kitefeed-{PID}.raise-0")
+    assert not os.path.exists(f"/dev/shm/kitefeed-{PID}.raise-1")
 
 
 def test_feed_name_in_use(sim: Simulator) -> None:
-    with Feed(CREDENTIALS, url=sim.url, name="twice.test", ring_capacity=1024):
-        second = Feed(CREDENTIALS, url=sim.url, name="twice.test", ring_capacity=1024)
+    with Feed(CREDENTIALS, url=sim.url, name=f"{PID}.twice", ring_capacity=1024):
+        second = Feed(CREDENTIALS, url=sim.url, name=f"{PID}.twice", ring_capacity=1024)
         with pytest.raises(FeedStateError, match="already has shared memory"):
             second.start()
-        assert os.path.exists("/dev/shm/kitefeed-twice.test-0")
+        assert os.path.exists(f"/dev/shm/kitefeed-{PID}.twice-0")

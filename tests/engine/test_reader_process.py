@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import multiprocessing
 
 import numpy as np
@@ -16,10 +18,13 @@ from .processes import read_feed_in_child
 
 TOKENS = [((3000 + n) << 8) | 2 for n in range(30)]
 
+PID = os.getpid()
+"""Fixed feed names start with the test process id, so parallel runs cannot collide."""
+
 
 def test_reader_attaches_by_name_from_other_process(sim: Simulator) -> None:
     context = multiprocessing.get_context("spawn")
-    with Feed(CREDENTIALS, url=sim.url, name="attach.test", ring_capacity=1 << 12) as feed:
+    with Feed(CREDENTIALS, url=sim.url, name=f"{PID}.attach", ring_capacity=1 << 12) as feed:
         feed.subscribe(TOKENS, "full")
         parent_end, child_end = context.Pipe(duplex=False)
         child = context.Process(target=read_feed_in_child, args=(feed.name, TOKENS, child_end))
