@@ -35,6 +35,16 @@ def no_segments_left() -> Iterator[None]:
     assert not left, f"shared-memory segments left behind: {sorted(left)}"
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    """Poll ``condition`` every 50 ms until it is true; return False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def read_until(
     reader: FeedReader,
     done: Callable[[np.ndarray], bool],

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from kitefeed.engine import Feed
 from kitefeed.sim import Simulator
 
-from .conftest import CREDENTIALS
+from .conftest import CREDENTIALS, wait_for
 from .test_feed import read_after_markers, seen
 
 TOKENS = [((6000 + n) << 8) | 1 for n in range(12)]
-
-
-def wait_for(condition, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def keys_of(feed: Feed, tokens: list[int]) -> set[str]:

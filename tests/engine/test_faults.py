@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -11,21 +10,12 @@ from kitefeed import Mode, ReconnectPolicy
 from kitefeed.engine import Feed
 from kitefeed.sim import Simulator
 
-from .conftest import CREDENTIALS, read_until
+from .conftest import CREDENTIALS, read_until, wait_for
 from .test_feed import read_after_markers, seen
 
 EQUITIES = [((8000 + n) << 8) | 1 for n in range(40)]
 INDICES = [((900 + n) << 8) | 9 for n in range(6)]
 TOKENS = EQUITIES + INDICES
-
-
-def wait_for(condition, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def connection_states(feed: Feed, key_index: int) -> list[str]:
@@ -99,10 +89,10 @@ def test_too_many_requests_backs_off_longer(feed: Feed, sim: Simulator) -> None:
     stats = sim.stats()
 
     rejected = [event for event in events if "HTTP 429" in event.detail]
-    assert len(rejected) == 2
+    assert len(rejected) == 2, [event.detail for event in events]
     delays = [float(event.detail.rsplit("retrying in ", 1)[1].split(" s")[0]) for event in rejected]
-    assert all(delay >= 0.5 for delay in delays)
-    assert stats.max_concurrent["key_a"] <= 3
+    assert all(delay >= 0.5 for delay in delays), delays
+    assert stats.max_concurrent["key_a"] <= 3, stats
 
 
 def test_connections_never_exceed_three(feed: Feed, sim: Simulator) -> None:

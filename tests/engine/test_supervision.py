@@ -12,19 +12,10 @@ from kitefeed.engine import Feed
 from kitefeed.parsers.text import ErrorMessage, OrderUpdate
 from kitefeed.sim import Simulator
 
-from .conftest import CREDENTIALS
+from .conftest import CREDENTIALS, wait_for
 from .test_feed import read_after_markers, seen
 
 TOKENS = [((4000 + n) << 8) | 1 for n in range(20)]
-
-
-def wait_for(condition, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_killed_worker_restarts_with_its_instruments(sim: Simulator) -> None:
