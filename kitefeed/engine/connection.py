@@ -2,8 +2,8 @@
 
 The connection keeps the subscription it should have (instrument -> mode) and sends
 it in bulk after every handshake, so a reconnect restores exactly what was there. Each
-binary message is decoded into one batch and handed to ``publish``; the code here only
-moves bytes and calls the decoder.
+binary message is decoded straight into slots reserved in the worker's ring and
+published as one batch; the code here only moves bytes and calls the decoder.
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
+
 import orjson
 
 from ..parsers import Mode
 from ..parsers.decoder import Decoder
+from ..ringbuf import RingWriter
 from .backoff import Backoff
 from .credentials import redact
 from .messages import ConnectionEvent, ConnectionSettings, ConnectionStats, Event, TextEvent
-from .transport import Channel, ChannelClosed, HandshakeRejected, Transport
+from .transport import BinaryHandler, Channel, ChannelClosed, HandshakeRejected, Transport
 
 __all__ = ["ConnectionState", "KiteConnection"]
 
@@ -46,8 +49,10 @@ class KiteConnection:
     """A Kite ticker connection that reconnects for as long as it runs.
 
     ``url`` is called before each handshake, so a token replaced at run time is used
-    from the next attempt on. ``publish`` receives each decoded batch (an array of
-    ``TICK_DTYPE``, owned by the callee); ``emit`` receives text messages and state changes.
+    from the next attempt on. Each binary message is decoded into ``writer``'s ring as
+    one batch; ``emit`` receives text messages and state changes. The connections of a
+    worker share its writer, which is safe because they run on one event loop and
+    each batch is reserved, decoded and committed without an await in between.
     """
 
     def __init__(
@@ -58,7 +63,7 @@ class KiteConnection:
         transport: Transport,
         url: Callable[[], str],
         secret: Callable[[], str],
-        publish: Callable[[np.ndarray], None],
+        writer: RingWriter,
         emit: Callable[[Event], None],
         settings: ConnectionSettings,
     ) -> None:
@@ -69,12 +74,13 @@ class KiteConnection:
         self._transport = transport
         self._url = url
         self._secret = secret
-        self._publish = publish
+        self._writer = writer
         self._emit = emit
         self._liveness_timeout = settings.liveness_timeout
         self._connect_timeout = settings.connect_timeout
         self._policy = settings.reconnect
         self._decoder = Decoder(key_index=key_index, connection_index=index)
+        self._on_binary: BinaryHandler = _make_binary_handler(self, self._decoder, writer)
         self._backoff = Backoff(settings.reconnect.base, settings.reconnect.cap)
         self._channel: Channel | None = None
         self._task: asyncio.Task[None] | None = None
@@ -219,26 +225,12 @@ class KiteConnection:
             self._disconnects += 1
 
     async def _receive_loop(self, channel: Channel) -> None:
-        decode = self._decoder.decode
-        while True:
-            message = await channel.recv()
-            self._last_message = time.monotonic()
+        await channel.deliver(self._on_binary, self._on_text)
 
-            if isinstance(message, str):
-                self._text_messages += 1
-                self._emit(TextEvent(connection=self.index, text=message))
-                continue
-
-            size = len(message)
-            self._bytes += size
-            if size < 2:
-                self._heartbeats += 1
-                continue
-            self._frames += 1
-            ticks = decode(message, time.time_ns())
-            if len(ticks):
-                self._ticks += len(ticks)
-                self._publish(ticks)
+    def _on_text(self, message: str) -> None:
+        self._last_message = time.monotonic()
+        self._text_messages += 1
+        self._emit(TextEvent(connection=self.index, text=message))
 
     async def _watch_liveness(self) -> None:
         # Judged on any received message, heartbeats included, so a peer that keeps the
@@ -304,3 +296,75 @@ class KiteConnection:
                 # The receive loop sees the closure and reconnects; the handshake after it
                 # restores the whole subscription, this request included.
                 return
+
+
+# -- the per-message hot path ---------------------------------------------------------------
+
+
+def _max_ticks(message: bytes | memoryview) -> int:
+    # The packet count from the header, capped by what the bytes can hold: the
+    # shortest packet is 8 bytes after its 2-byte length prefix.
+    return min(int.from_bytes(message[:2], "big"), (len(message) - 2) // 10)
+
+
+def _decode_into(decoder: Decoder, message: bytes | memoryview, out: np.ndarray, recv_time_ns: int) -> int:
+    ticks = decoder.decode(message, recv_time_ns)
+    count = len(ticks)
+    # Copied as raw bytes, because numpy copies a structured dtype field by field.
+    out[:count].view(np.uint8)[:] = ticks.view(np.uint8)
+    return count
+
+
+def _make_binary_handler(connection: KiteConnection, decoder: Decoder, writer: RingWriter) -> BinaryHandler:
+    """Return the function called with every binary message of ``connection``.
+
+    Each message's ticks are decoded into ring slots reserved for them and committed as
+    one batch. At the ring's end, where the slots would wrap around, the message is
+    decoded into a new array that publish() copies in two parts.
+    """
+    # Everything the handler uses is bound here, so that a message costs no global or
+    # attribute lookups beyond the counters.
+    reserve, commit, publish = writer.reserve, writer.commit, writer.publish
+    decode = decoder.decode
+    max_ticks: Callable[[Any], int] = getattr(Decoder, "max_ticks", _max_ticks)
+    fast_decode_into = getattr(decoder, "decode_into", None)
+    if fast_decode_into is None:
+        # TODO: remove with this fallback once Decoder.decode_into exists in every install.
+        def decode_into(message: Any, out: np.ndarray, recv_time_ns: int) -> int:
+            return _decode_into(decoder, message, out, recv_time_ns)
+
+    else:
+        decode_into = fast_decode_into
+    time_ns, monotonic = time.time_ns, time.monotonic
+
+    def on_binary(message: bytes | memoryview) -> None:
+        connection._last_message = monotonic()
+        size = len(message)
+        connection._bytes += size
+        if size < 2:
+            connection._heartbeats += 1
+            return
+        connection._frames += 1
+
+        capacity = max_ticks(message)
+        if not capacity:
+            decode(message, time_ns())  # counts the message's damaged packets
+            return
+        slots = reserve(capacity)
+        if slots is None:
+            ticks = decode(message, time_ns())
+            count = len(ticks)
+            if count:
+                publish(ticks)
+        else:
+            try:
+                count = decode_into(message, slots, time_ns())
+            except BaseException:
+                # Nothing is published. NOTE: a decoder that failed after writing
+                # some slots leaves records that readers may count as intact.
+                commit(0)
+                raise
+            commit(count)
+        connection._ticks += count
+
+    return on_binary

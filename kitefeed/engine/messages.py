@@ -67,11 +67,12 @@ class ReconnectPolicy(msgspec.Struct, frozen=True):
 
 
 class ConnectionSettings(msgspec.Struct, frozen=True):
-    """Timeouts and the reconnect policy of every connection of a worker."""
+    """Timeouts, the reconnect policy and the WebSocket library of every connection of a worker."""
 
     liveness_timeout: float
     connect_timeout: float
     reconnect: ReconnectPolicy
+    transport: str = "picows"  # "picows" or "websockets", see kitefeed.engine.transport
 
 
 class Configure(msgspec.Struct, tag=True):

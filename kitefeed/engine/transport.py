@@ -2,31 +2,47 @@
 
 A worker's connection code needs four things from a WebSocket library: open a
 connection, receive whole messages, send text and close. :class:`Transport` names
-them, so that a faster library can replace ``websockets`` without touching the rest.
+them, so that the library can be chosen per feed without touching the rest. Two
+implementations live in :mod:`kitefeed.engine.transports`: ``"picows"`` (Cython,
+the default) and ``"websockets"`` (pure Python with a C speedup for masking).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import urlencode
 
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-
-from .._logging import quiet_websockets_logger
+from ..errors import InvalidRequestError
 
 __all__ = [
+    "DEFAULT_TRANSPORT",
+    "TRANSPORTS",
+    "BinaryHandler",
     "Channel",
     "ChannelClosed",
     "HandshakeRejected",
+    "TextHandler",
     "Transport",
-    "WebSocketsTransport",
     "build_url",
+    "check_transport",
+    "open_transport",
 ]
 
-_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-"""A full-mode frame for 3,000 instruments is about 558 KB; this leaves ample room."""
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Largest accepted message. A full-mode frame for 3,000 instruments is about 558 KB."""
+
+TRANSPORTS = ("picows", "websockets")
+"""Names accepted by :func:`open_transport`."""
+
+DEFAULT_TRANSPORT = "picows"
+"""The transport with the lower CPU time per frame in bench/test_worker.py."""
+
+BinaryHandler = Callable[[bytes | memoryview], None]
+"""Called with each binary message; a memoryview is valid only during the call."""
+
+TextHandler = Callable[[str], None]
+"""Called with each text message."""
 
 
 class HandshakeRejected(Exception):
@@ -46,6 +62,15 @@ class Channel(Protocol):
 
     async def recv(self) -> bytes | str:
         """Return the next whole message: bytes for binary, str for text. Raises ChannelClosed."""
+        ...
+
+    async def deliver(self, on_binary: BinaryHandler, on_text: TextHandler) -> None:
+        """Call a handler with each message, in order, until the connection closes.
+
+        Messages that arrived before the call are delivered first. Raises
+        ChannelClosed when the connection closes, and re-raises what a handler raised
+        after closing the connection. ``recv`` must not be used at the same time.
+        """
         ...
 
     async def send(self, text: str) -> None:
@@ -71,51 +96,20 @@ def build_url(root: str, api_key: str, access_token: str) -> str:
     return root + separator + urlencode({"api_key": api_key, "access_token": access_token})
 
 
-class _WebSocketsChannel:
-    __slots__ = ("_connection",)
-
-    def __init__(self, connection: ClientConnection) -> None:
-        self._connection = connection
-
-    async def recv(self) -> bytes | str:
-        try:
-            return await self._connection.recv()
-        except ConnectionClosed as exc:
-            raise ChannelClosed(str(exc)) from None
-
-    async def send(self, text: str) -> None:
-        try:
-            await self._connection.send(text)
-        except ConnectionClosed as exc:
-            raise ChannelClosed(str(exc)) from None
-
-    async def close(self) -> None:
-        await self._connection.close()
+def check_transport(name: object) -> str:
+    """Return ``name`` if it is one of :data:`TRANSPORTS`; raise InvalidRequestError otherwise."""
+    if name not in TRANSPORTS:
+        raise InvalidRequestError(f"invalid transport {name!r}: expected one of {', '.join(map(repr, TRANSPORTS))}")
+    return name  # type: ignore[return-value]
 
 
-class WebSocketsTransport:
-    """:class:`Transport` on the ``websockets`` library (asyncio implementation)."""
+def open_transport(name: str) -> Transport:
+    """Return a new :class:`Transport` of the library ``name`` (one of :data:`TRANSPORTS`)."""
+    # Imported here because each module imports this one for the interface.
+    if check_transport(name) == "picows":
+        from .transports.picows_channel import PicowsTransport
 
-    def __init__(self) -> None:
-        self._logger = quiet_websockets_logger("kitefeed.engine.websocket")
+        return PicowsTransport()
+    from .transports.websockets_channel import WebSocketsTransport
 
-    async def open(self, url: str, *, timeout: float) -> Channel:
-        try:
-            connection = await connect(
-                url,
-                # Kite negotiates no extension; compression would only cost CPU.
-                compression=None,
-                # Liveness is judged by the worker from received messages, as the
-                # server need not answer pings promptly.
-                ping_interval=None,
-                open_timeout=timeout,
-                close_timeout=1,
-                max_size=_MAX_MESSAGE_BYTES,
-                max_queue=64,
-                proxy=None,
-                user_agent_header=f"kitefeed websockets/{websockets.__version__}",
-                logger=self._logger,
-            )
-        except InvalidStatus as exc:
-            raise HandshakeRejected(exc.response.status_code) from None
-        return _WebSocketsChannel(connection)
+    return WebSocketsTransport()

@@ -36,7 +36,7 @@ from .messages import (
     decode_command,
     encode,
 )
-from .transport import WebSocketsTransport, build_url
+from .transport import build_url, open_transport
 
 __all__ = ["run_worker"]
 
@@ -55,7 +55,7 @@ class Worker:
         self._stopped = asyncio.Event()
         self._ring = Ring.attach(config.ring_name, writable=True)
         self._writer = self._ring.writer()
-        transport = WebSocketsTransport()
+        transport = open_transport(config.settings.transport)
         self._connections = [
             KiteConnection(
                 index,
@@ -63,7 +63,7 @@ class Worker:
                 transport=transport,
                 url=self._url,
                 secret=lambda: self._access_token,
-                publish=self._writer.publish,
+                writer=self._writer,
                 emit=self._emit,
                 settings=config.settings,
             )

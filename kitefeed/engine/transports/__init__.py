@@ -1,0 +1,1 @@
+"""Implementations of :class:`kitefeed.engine.transport.Transport`, one module per WebSocket library."""
