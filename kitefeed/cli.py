@@ -1,4 +1,4 @@
-"""The ``kitefeed`` command line: ``demo``, ``sim``, ``decode``, ``cleanup``.
+"""The ``kitefeed`` command line: ``run``, ``demo``, ``sim``, ``decode``, ``cleanup`` and more.
 
 Each command lives in its own module under :mod:`kitefeed.commands`. Logging is
 configured here and nowhere else in the package.
@@ -13,6 +13,7 @@ import click
 from .commands.cleanup import cleanup
 from .commands.decode import decode
 from .commands.demo import demo
+from .commands.run import run
 from .commands.sim import sim
 
 __all__ = ["main"]
@@ -39,3 +40,4 @@ main.add_command(demo)
 main.add_command(sim)
 main.add_command(decode)
 main.add_command(cleanup)
+main.add_command(run)
