@@ -15,6 +15,7 @@ from .commands.decode import decode
 from .commands.demo import demo
 from .commands.run import run
 from .commands.sim import sim
+from .commands.tail import tail
 
 __all__ = ["main"]
 
@@ -41,3 +42,4 @@ main.add_command(sim)
 main.add_command(decode)
 main.add_command(cleanup)
 main.add_command(run)
+main.add_command(tail)

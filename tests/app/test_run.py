@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,43 @@ def test_metrics_endpoint(sim: Simulator) -> None:
     assert any(line.startswith('kitefeed_reader_lag{api_key="key_a",reader="0"}') for line in lines)
     assert any(line.startswith("kitefeed_records_lost_total") for line in lines)
     assert reader.keys == ["key_a", "key_b"]
+
+
+def test_tail_prints_ticks_of_running_feed(sim: Simulator) -> None:
+    name = f"{os.getpid()}.tail"
+    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1024, name=name) as feed:
+        feed.subscribe([256265, 408065, 884737], "full")
+        result = subprocess.run(
+            [sys.executable, "-m", "kitefeed", "tail", name, "--token", "408065", "--count", "3", "--json", "--oldest"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        plain = subprocess.run(
+            [sys.executable, "-m", "kitefeed", "tail", name, "--count", "2", "--oldest", "--key", "key_b"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        key_of = feed.subscriptions()
+
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 3
+    assert {record["instrument_token"] for record in records} == {408065}
+    assert plain.returncode == 0, plain.stderr
+    lines = plain.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(" key_b/" in line for line in lines)
+    assert any(api_key == "key_b" for api_key, _, _ in key_of.values())
+
+
+def test_tail_of_unknown_feed_fails() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kitefeed", "tail", "no.such.feed", "--count", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "no feed named 'no.such.feed' is running" in result.stderr
