@@ -13,6 +13,8 @@ import click
 from .commands.cleanup import cleanup
 from .commands.decode import decode
 from .commands.demo import demo
+from .commands.record import record
+from .commands.replay import replay
 from .commands.run import run
 from .commands.sim import sim
 from .commands.tail import tail
@@ -41,5 +43,7 @@ main.add_command(demo)
 main.add_command(sim)
 main.add_command(decode)
 main.add_command(cleanup)
+main.add_command(record)
+main.add_command(replay)
 main.add_command(run)
 main.add_command(tail)
