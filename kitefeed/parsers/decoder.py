@@ -1,9 +1,9 @@
-"""Vectorised decoder of Kite binary messages into :data:`TICK_DTYPE` arrays.
+"""Decoder of Kite binary messages into :data:`TICK_DTYPE` arrays.
 
 A binary message is a 2-byte packet count followed by packets, each prefixed with its
-2-byte length (all big-endian). The decoder walks the length prefixes, groups the
-packets by length and decodes each group with one numpy view, so the cost per packet
-is a few array operations rather than Python code.
+2-byte length (all big-endian). One C loop (``_decode.c``) walks the length prefixes
+and writes each packet's record, so no Python code runs per packet. The plain Python
+twin in ``reference.py`` follows the same rules, and the tests check the two agree.
 
 Damaged input never raises. A packet that cannot be decoded is skipped and counted in
 :class:`DecodeStats`; the good packets of the same message are still returned.
@@ -25,6 +25,9 @@ __all__ = ["DecodeStats", "Decoder"]
 
 _MIN_PACKET_BYTES = 2 + min(KIND_LENGTH.values())
 """Bytes of the smallest packet that yields a tick: a length prefix and an LTP body."""
+
+_VOID = np.dtype((np.void, TICK_DTYPE.itemsize))
+"""Opaque records, which numpy copies with memcpy, padding included."""
 
 # The C decoder writes records at fixed offsets; a change to TICK_DTYPE must reach it.
 _LAYOUT = {name: TICK_DTYPE.fields[name][1] for name in TICK_DTYPE.names}
@@ -94,11 +97,12 @@ class Decoder:
         That is the packet count in the header, capped by the packets of the smallest
         kind (10 bytes with the prefix) that fit in the message; 0 for a heartbeat.
         """
-        size = message.nbytes if isinstance(message, memoryview) else len(message)
+        if isinstance(message, memoryview):
+            message = message.cast("B")
+        size = len(message)
         if size < 2:
             return 0
-        header = bytes(message[:2])
-        return min((header[0] << 8) | header[1], (size - 2) // _MIN_PACKET_BYTES)
+        return min((message[0] << 8) | message[1], (size - 2) // _MIN_PACKET_BYTES)
 
     def decode(self, message: bytes | bytearray | memoryview, recv_time_ns: int | None = None) -> np.ndarray:
         """Decode one binary message into ticks in wire order.
@@ -111,8 +115,12 @@ class Decoder:
         """
         out = np.empty(self.max_ticks(message), dtype=TICK_DTYPE)
         written = self.decode_into(message, out, recv_time_ns)
-        # A damaged message leaves part of `out` unused; a copy frees that memory.
-        return out if written == len(out) else out[:written].copy()
+        if written == len(out):
+            return out
+        # A damaged message leaves part of `out` unused; a copy frees that memory. The copy
+        # goes through opaque records because numpy copies structured records field by
+        # field and skips their padding.
+        return out[:written].view(_VOID).copy().view(TICK_DTYPE)
 
     def decode_into(
         self, message: bytes | bytearray | memoryview, out: np.ndarray, recv_time_ns: int | None = None
@@ -128,7 +136,14 @@ class Decoder:
         Raises :class:`~kitefeed.errors.InvalidRequestError` when ``out`` is not such an
         array or is shorter than :meth:`max_ticks`; nothing is written or counted then.
         """
-        if not isinstance(out, np.ndarray) or out.dtype != TICK_DTYPE or out.ndim != 1 or not out.flags.writeable:
+        if isinstance(message, memoryview):
+            message = message.cast("B")
+        if (
+            not isinstance(out, np.ndarray)
+            or (out.dtype is not TICK_DTYPE and out.dtype != TICK_DTYPE)
+            or out.ndim != 1
+            or not out.flags.writeable
+        ):
             raise InvalidRequestError(
                 f"invalid out {type(out).__name__} of dtype {getattr(out, 'dtype', None)}: expected a writable "
                 "1-D numpy array of TICK_DTYPE"
@@ -142,7 +157,7 @@ class Decoder:
         if recv_time_ns is None:
             recv_time_ns = time.time_ns()
 
-        size = message.nbytes if isinstance(message, memoryview) else len(message)
+        size = len(message)
         counts = self._counts
         counts["messages"] += 1
         counts["bytes"] += size
@@ -150,11 +165,11 @@ class Decoder:
             counts["heartbeats"] += 1
             return 0
 
-        # The column views need contiguous records, which a strided `out` is not.
+        # The C decoder writes one contiguous run of records, which a strided `out` is not.
         target = out if out.flags.c_contiguous else np.empty(needed, dtype=TICK_DTYPE)
         written = self._decode_packets(message, target, recv_time_ns)
         if target is not out:
-            out[:written] = target[:written]
+            out.view(_VOID)[:written] = target.view(_VOID)[:written]
         counts["ticks"] += written
         return written
 
