@@ -20,6 +20,25 @@ PUBLISH_OVERHEAD_TARGET_NS = 1_000
 
 PERCENTILES = {"p50": 50.0, "p99": 99.0, "p99.9": 99.9, "max": 100.0}
 
+OFFICIAL_CPU_RATIO_TARGET = 50.0
+"""Minimum ratio of KiteTicker's CPU time per tick to the feed's, at the same load."""
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """The numbers of one end-to-end run, as printed."""
+
+    ticks_per_s: float
+    """Ticks that reached the reader (or KiteTicker's on_ticks) per second."""
+    offered_per_s: float
+    """Ticks the simulator sent per second."""
+    cpu_per_tick_ns: float
+    """CPU time of the feed (workers and supervisor), or of KiteTicker's process, per tick."""
+    lost: int
+    """Ticks lost: by the reader, plus messages that the simulator dropped for a slow client."""
+    latency_ns: dict[str, int] = field(default_factory=dict)
+    """Percentiles of the arrival-to-reader latency; empty for KiteTicker."""
+
 
 def percentiles_ns(samples: np.ndarray) -> dict[str, int]:
     """Return the percentiles of ``samples`` (int64 ns, 1-D) named as in :data:`PERCENTILES`."""
@@ -40,6 +59,10 @@ class Report:
     """(transport, batch size) to (records/s, records lost or torn, reader strategy)."""
     latency: dict[str, tuple[dict[str, int], int, str]] = field(default_factory=dict)
     """Benchmark name to (percentiles in ns, sample count, reader strategy)."""
+    end_to_end: dict[str, EndToEnd] = field(default_factory=dict)
+    """Run name to its numbers; see :meth:`add_end_to_end`."""
+    memory: list[str] = field(default_factory=list)
+    """Lines of the memory benchmark, printed as they are."""
     publish_ns: dict[tuple[str, int], float] = field(default_factory=dict)
     """(operation, batch size) to median time of one call in ns.
 
@@ -50,7 +73,7 @@ class Report:
     @property
     def empty(self) -> bool:
         """Whether no benchmark reported anything."""
-        return not (self.throughput or self.latency or self.publish_ns)
+        return not (self.throughput or self.latency or self.publish_ns or self.end_to_end or self.memory)
 
     def add_throughput(self, transport: str, batch_size: int, records_per_s: float, lost: int, strategy: str) -> None:
         """Record the median records/s of ``transport`` at ``batch_size``."""
@@ -66,10 +89,38 @@ class Report:
         """Record the median time of one ``operation`` call, in ns."""
         self.publish_ns[operation, batch_size] = median_ns
 
+    def add_end_to_end(self, name: str, result: EndToEnd) -> None:
+        """Record one end-to-end run. "kiteticker" and "kitefeed, same load" are compared."""
+        self.end_to_end[name] = result
+
     def lines(self) -> list[str]:
         """Return the summary as lines of text."""
         load = f"load average (1 min): {self.load_at_start:.2f} at start, {self.load_at_end:.2f} at end"
-        return [load] + self._throughput_lines() + self._latency_lines() + self._publish_lines()
+        return (
+            [load]
+            + self._throughput_lines()
+            + self._latency_lines()
+            + self._publish_lines()
+            + self._end_to_end_lines()
+            + self.memory
+        )
+
+    def _end_to_end_lines(self) -> list[str]:
+        lines: list[str] = []
+        for name, result in self.end_to_end.items():
+            latency = ", ".join(f"{key} {value / 1000:.0f} us" for key, value in result.latency_ns.items())
+            lines.append(
+                f"{name}: {result.ticks_per_s:,.0f} ticks/s read of {result.offered_per_s:,.0f} sent, "
+                f"{result.cpu_per_tick_ns:,.0f} ns CPU per tick, lost {result.lost}"
+                + (f", latency {latency}" if latency else "")
+            )
+        official = self.end_to_end.get("kiteticker")
+        ours = self.end_to_end.get("kitefeed, same load")
+        if official is not None and ours is not None:
+            ratio = official.cpu_per_tick_ns / ours.cpu_per_tick_ns
+            met = _verdict(ratio >= OFFICIAL_CPU_RATIO_TARGET)
+            lines.append(f"  CPU per tick, KiteTicker / kitefeed: {ratio:.1f}x (target >= {OFFICIAL_CPU_RATIO_TARGET:g}x: {met})")
+        return lines
 
     def _throughput_lines(self) -> list[str]:
         lines: list[str] = []
