@@ -176,16 +176,18 @@ class _PicowsChannel:
 
     async def deliver(self, on_binary: BinaryHandler, on_text: TextHandler) -> None:
         listener = self._listener
-        while listener.queue and listener.error is None:
-            listener.dispatch(listener.queue.popleft())
-        if listener.paused:
-            listener.paused = False
-            self._transport.underlying_transport.resume_reading()
-
         listener.on_binary = on_binary
         listener.on_text = on_text
         try:
-            if not listener.disconnected:
+            # The handlers are set first, so that dispatch() calls them instead of
+            # queueing the message again.
+            while listener.queue and listener.error is None:
+                listener.dispatch(listener.queue.popleft())
+            if listener.paused:
+                listener.paused = False
+                self._transport.underlying_transport.resume_reading()
+
+            if not listener.disconnected and listener.error is None:
                 await self._transport.wait_disconnected()
         except Exception as exc:  # noqa: BLE001 - picows re-raises a protocol error it found
             listener.error = listener.error or ChannelClosed(f"protocol error: {exc}")

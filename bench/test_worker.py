@@ -1,0 +1,99 @@
+"""CPU time of a worker process per 50-packet message: receive, decode and publish.
+
+A simulator in this process replays one 50-packet full-mode message to the worker's
+connection every ``TICK_INTERVAL`` seconds, with no random ticks. Each round reads
+the worker's CPU time (every thread, from /proc/<pid>/task/*/schedstat, in ns) and its
+message count before and after ``WINDOW_SECONDS``, and divides. The worker's idle work
+(a liveness stamp every 0.25 s, one heartbeat a second) is included, which adds an
+estimated 0.1 us per message at the rates reached here.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kitefeed.engine import Feed
+from kitefeed.engine.transport import TRANSPORTS
+from kitefeed.parsers import encode_frame
+from kitefeed.sim import Simulator
+
+from .ticks import make_ticks
+
+PACKETS = 50
+TICK_INTERVAL = 0.0005
+"""Seconds between replayed messages; the simulator reaches a lower rate when it cannot keep up."""
+
+WINDOW_SECONDS = 2.0
+ROUNDS = 5
+TARGET_US = 10.0
+"""Maximum CPU time of the worker per 50-packet message, in us."""
+
+CREDENTIALS = {"bench-key": "bench-token"}
+
+
+def full_message() -> bytes:
+    ticks = make_ticks(PACKETS)
+    # Valid NSE equity tokens: the low byte is the segment.
+    ticks["instrument_token"] = (np.arange(1, PACKETS + 1, dtype=np.uint32) << 8) | 1
+    return encode_frame(ticks)
+
+
+def cpu_ns(pid: int) -> int:
+    """Return the CPU time of every thread of ``pid`` so far, in ns."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/schedstat") as file:
+            total += int(file.read().split()[0])
+    return total
+
+
+def worker_pid(feed: Feed) -> int:
+    # NOTE: reads private attributes, because the feed exposes no worker process ids.
+    return int(feed._supervisor.workers[0].process.pid)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(CREDENTIALS, tick_interval=TICK_INTERVAL, tick_probability=0.0, replay=[full_message()]) as simulator:
+        yield simulator
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_worker_cpu_per_message(benchmark: Any, sim: Simulator, transport: str) -> None:
+    results: list[tuple[float, float]] = []
+    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 14, transport=transport) as feed:  # type: ignore[arg-type]
+        feed.subscribe([(1 << 8) | 1], "full")
+        deadline = time.monotonic() + 15
+        while feed.stats().frames < 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pid = worker_pid(feed)
+
+        def measure() -> None:
+            frames_before, cpu_before, start = feed.stats().frames, cpu_ns(pid), time.monotonic()
+            time.sleep(WINDOW_SECONDS)
+            frames_after, cpu_after, end = feed.stats().frames, cpu_ns(pid), time.monotonic()
+            frames = frames_after - frames_before
+            assert frames > 0, "the worker received no message"
+            results.append(((cpu_after - cpu_before) / frames / 1000, frames * PACKETS / (end - start)))
+
+        benchmark.pedantic(measure, rounds=ROUNDS, iterations=1, warmup_rounds=1)
+        stats = feed.stats()
+
+    assert stats.parse_errors == 0
+    measured = results[1:]  # the warm-up round
+    cpu_us = statistics.median(cpu for cpu, _ in measured)
+    ticks_per_s = statistics.median(rate for _, rate in measured)
+    verdict = "met" if cpu_us <= TARGET_US else "MISSED"
+    benchmark.extra_info.update(cpu_us_per_message=cpu_us, ticks_per_s=ticks_per_s)
+    print(
+        f"\nworker {transport}: {cpu_us:.1f} us CPU per {PACKETS}-packet message "
+        f"(target <= {TARGET_US:g} us: {verdict}), {ticks_per_s:,.0f} ticks/s, "
+        f"rounds {[round(cpu, 1) for cpu, _ in measured]}"
+    )
