@@ -2,7 +2,7 @@
 
 picows parses frames in C and calls a listener once per frame with a view of its read
 buffer, so a binary message can be decoded without being copied into a new bytes
-object. It does not reassemble fragmented messages and does not answer a close frame,
+object. It does not reassemble fragmented messages and does not reply to a close frame,
 so the listener here does both. picows implements no extension, so permessage-deflate
 is never negotiated.
 """
@@ -75,7 +75,7 @@ class _Listener(WSListener):  # type: ignore[misc]
             transport.disconnect()
             return
         if msg_type is not _BINARY and msg_type is not _TEXT and msg_type is not _CONTINUATION:
-            return  # PING is answered by picows; an unsolicited PONG needs no action
+            return  # picows replies to PING itself, and an unsolicited PONG needs no action
 
         if msg_type is _CONTINUATION:
             if self.fragments is None:
