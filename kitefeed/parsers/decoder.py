@@ -32,7 +32,7 @@ _VOID = np.dtype((np.void, TICK_DTYPE.itemsize))
 # The C decoder writes records at fixed offsets; a change to TICK_DTYPE must reach it.
 _LAYOUT = {name: TICK_DTYPE.fields[name][1] for name in TICK_DTYPE.names}
 if _decode.LAYOUT != _LAYOUT or _decode.RECORD_SIZE != TICK_DTYPE.itemsize:
-    raise ImportError("kitefeed.parsers._decode was built for another TICK_DTYPE layout; rebuild the extension")
+    raise ImportError("kitefeed.parsers._decode was built for another TICK_DTYPE layout; rebuild it with `pip install -e .`")
 
 
 class DecodeStats(msgspec.Struct, frozen=True):

@@ -75,17 +75,13 @@ def test_short_out_raises_with_both_sizes() -> None:
     [
         np.zeros(4, dtype=np.float64),
         np.zeros((2, 2), dtype=TICK_DTYPE),
-        np.zeros(4, dtype=TICK_DTYPE).copy().view(TICK_DTYPE)[:0:-1][::-1],
         [0, 0],
     ],
-    ids=["wrong-dtype", "two-dimensional", "reversed-empty", "list"],
+    ids=["wrong-dtype", "two-dimensional", "list"],
 )
 def test_invalid_out_raises(out: object) -> None:
-    message = frame(LTP)
-    if isinstance(out, np.ndarray) and out.dtype == TICK_DTYPE and out.ndim == 1:
-        out.flags.writeable = False
     with pytest.raises(InvalidRequestError, match="invalid out"):
-        Decoder().decode_into(message, out, RECV)  # type: ignore[arg-type]
+        Decoder().decode_into(frame(LTP), out, RECV)  # type: ignore[arg-type]
 
 
 def test_read_only_out_raises() -> None:
