@@ -1,7 +1,7 @@
 """The official client, kiteconnect.KiteTicker, in a child process that counts the ticks it delivers.
 
 Twisted's reactor runs once per process, so each benchmark starts a new process with
-the "spawn" method. The reactor runs in the main thread; a daemon thread answers the
+the "spawn" method. The reactor runs in the main thread; a daemon thread replies to the
 parent on a control pipe.
 """
 
@@ -21,7 +21,7 @@ CHILD_SECONDS = 300.0
 def run_ticker(control: Connection, url: str, api_key: str, access_token: str, tokens: list[int]) -> None:
     """Connect KiteTicker to ``url``, subscribe ``tokens`` in full mode and count the ticks.
 
-    Answers each "counters" on ``control`` with (ticks delivered to ``on_ticks``, CPU
+    Replies to each "counters" on ``control`` with (ticks delivered to ``on_ticks``, CPU
     seconds of this process), and stops the reactor on None, a closed pipe or
     :data:`CHILD_SECONDS` without a command.
     """

@@ -1,7 +1,7 @@
 """The simulator in a child process, so that its CPU time stays out of the feed's and the reader's.
 
 The end-to-end benchmarks start :func:`serve` with the "spawn" method and talk to it
-over a control pipe: it sends its port once it listens, then answers each command.
+over a control pipe: it sends its port once it listens, then replies to each command.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def serve(control: Connection, credentials: dict[str, str], tick_interval: float
     same prepared message of ``replay_packets`` full-mode ticks, which costs the
     simulator little more than the socket writes.
 
-    Sends the port on ``control``, then answers "counters" with a :class:`SimCounters`
+    Sends the port on ``control``, then replies to "counters" with a :class:`SimCounters`
     (msgspec-encoded) until it receives None, the pipe closes, or no command comes for
     :data:`CHILD_SECONDS`.
     """

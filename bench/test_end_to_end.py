@@ -39,7 +39,7 @@ REPLAY_PACKETS = 3000
 RATES = [3_000_000, 2_400_000, 2_000_000, 1_600_000, 1_200_000, 800_000]
 """Offered ticks per second tried in the throughput runs, highest first, over all keys."""
 
-SAME_LOAD_INSTRUMENTS = 1000
+SAME_LOAD_INSTRUMENTS = 3000
 """Instruments of the comparison with KiteTicker, in full mode on one key and connection."""
 
 SAME_LOAD_INTERVAL = 0.1
