@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench clean
 
-$(STAMP): pyproject.toml setup.py kitefeed/ringbuf/_atomics.c
+$(STAMP): pyproject.toml setup.py kitefeed/ringbuf/_atomics.c kitefeed/parsers/_decode.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

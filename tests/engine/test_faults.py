@@ -56,7 +56,10 @@ def test_abrupt_drop_restores_instruments_and_modes(feed: Feed, sim: Simulator) 
     before = feed.stats()
     assert sim.drop_connections("key_a", abrupt=True) == 2
 
-    assert wait_for(lambda: feed.stats().keys[0].connected == 2 and server_modes(sim, "key_a") == feed_modes(feed, "key_a"))
+    assert wait_for(
+        lambda: [c.connects for c in feed.stats().keys[0].connections[:2]] == [2, 2]
+        and server_modes(sim, "key_a") == feed_modes(feed, "key_a")
+    )
     after = feed.stats()
     with feed.open_reader(start="newest") as reader:
         records = read_after_markers(feed, reader, seen(TOKENS))
@@ -84,6 +87,8 @@ def test_silent_server_is_detected_without_pings(feed: Feed, sim: Simulator) -> 
 def test_too_many_requests_backs_off_longer(feed: Feed, sim: Simulator) -> None:
     sim.reject_handshakes("key_a", 429, count=2)
     sim.drop_connections("key_a", abrupt=True)
+    # Connected again only after both rejections, so the backoff events are in by then.
+    assert wait_for(lambda: sim.stats().handshakes["key_a"].rejected == 2)
     assert wait_for(lambda: feed.stats().keys[0].connected == 2)
     events = [event for event in feed.poll_events() if event.kind == "connection" and event.data == "backoff"]
     stats = sim.stats()
@@ -96,9 +101,9 @@ def test_too_many_requests_backs_off_longer(feed: Feed, sim: Simulator) -> None:
 
 
 def test_connections_never_exceed_three(feed: Feed, sim: Simulator) -> None:
-    for _ in range(5):
+    for round_number in range(2, 7):
         sim.drop_connections("key_b", abrupt=False)
-        assert wait_for(lambda: feed.stats().keys[1].connected == 2)
+        assert wait_for(lambda: [c.connects for c in feed.stats().keys[1].connections[:2]] == [round_number] * 2)
     assert sim.stats().max_concurrent["key_b"] <= 3
 
 
