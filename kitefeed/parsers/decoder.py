@@ -72,7 +72,7 @@ class Decoder:
 
     Build one decoder per connection and feed it every binary message. ``key_index``
     (0-65535) and ``connection_index`` (0-255) are written into every tick. The decoder
-    keeps counters and lookup tables, so it is cheap to keep, but it is not thread-safe.
+    keeps only counters, so it is cheap, but it is not thread-safe.
     """
 
     def __init__(self, key_index: int = 0, connection_index: int = 0) -> None:
