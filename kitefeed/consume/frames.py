@@ -57,14 +57,25 @@ COLUMNS = _column_names()
 """Column names of every conversion, in order: the dtype's fields, depth fields split per level."""
 
 
+def has_tick_fields(dtype: np.dtype[Any]) -> bool:
+    """Return whether ``dtype`` has the fields of TICK_DTYPE, in order and of the same types.
+
+    Such a dtype may lack the padding of TICK_DTYPE: ``np.concatenate`` of batches read
+    from a ring returns a packed 267-byte dtype, because the ring's copy of the dtype is
+    not flagged as an aligned struct.
+    """
+    names = TICK_DTYPE.names or ()
+    return dtype.names == names and all(dtype[name] == TICK_DTYPE[name] for name in names)
+
+
 def to_columns(batch: np.ndarray[Any, Any]) -> dict[str, np.ndarray[Any, Any]]:
-    """Split ``batch`` (a 1-D array of :data:`~kitefeed.TICK_DTYPE`) into one array per column of :data:`COLUMNS`.
+    """Split ``batch`` (a 1-D array of :data:`~kitefeed.TICK_DTYPE`, padded or packed) into one array per column of :data:`COLUMNS`.
 
     Each array is a new C-contiguous copy of length ``len(batch)`` with the field's
     numpy dtype; timestamps stay ``datetime64[ns]`` (UTC, without a zone). Raises
     :class:`~kitefeed.InvalidRequestError` for another dtype or shape.
     """
-    if not isinstance(batch, np.ndarray) or batch.dtype != TICK_DTYPE or batch.ndim != 1:
+    if not isinstance(batch, np.ndarray) or not has_tick_fields(batch.dtype) or batch.ndim != 1:
         found = f"dtype {batch.dtype} and shape {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
         raise InvalidRequestError(f"invalid batch of {found}: expected a 1-D array of kitefeed.TICK_DTYPE")
 

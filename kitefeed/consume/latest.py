@@ -35,6 +35,7 @@ from ..ringbuf import _atomics
 from ..ringbuf.liveness import process_alive, self_identity
 from ..ringbuf.segment import SHM_DIR, create_segment, list_segments, open_segment, unlink_segment
 from . import table_layout as layout
+from .frames import has_tick_fields
 
 __all__ = ["DEFAULT_CAPACITY", "LatestStats", "LatestTable", "remove_stale_tables", "table_name"]
 
@@ -216,7 +217,7 @@ class LatestTable:
         """
         if not self.owner:
             raise FeedStateError(f"latest-tick table {self.name!r} is attached read-only; only its owner updates it")
-        if batch.dtype != TICK_DTYPE or batch.ndim != 1:
+        if not has_tick_fields(batch.dtype) or batch.ndim != 1:
             raise InvalidRequestError(
                 f"invalid batch of dtype {batch.dtype} and shape {batch.shape}: expected a 1-D array of TICK_DTYPE"
             )

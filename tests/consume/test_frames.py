@@ -150,6 +150,15 @@ def test_three_conversions_agree(batch: np.ndarray) -> None:
                 np.testing.assert_array_equal(table[name].to_numpy(), direct[name].to_numpy(), err_msg=f"{library} {name}")
 
 
+def test_packed_dtype_accepted(batch: np.ndarray) -> None:
+    packed = np.zeros(len(batch), dtype=np.dtype([(name, TICK_DTYPE[name]) for name in TICK_DTYPE.names]))
+    for name in TICK_DTYPE.names:
+        packed[name] = batch[name]
+
+    assert packed.dtype.itemsize < TICK_DTYPE.itemsize
+    assert to_arrow(packed).equals(to_arrow(batch))
+
+
 def test_empty_batch_keeps_types() -> None:
     empty = np.empty(0, dtype=TICK_DTYPE)
 
