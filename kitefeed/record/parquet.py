@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InvalidRequestError
+from ..parsers import TICK_DTYPE
 from .files import FileNamer, fsync_directory, write_json_atomically
 from .schema import TICK_SCHEMA, file_metadata, read_file_metadata, table_to_ticks, ticks_to_table
 
@@ -92,6 +93,10 @@ class TickFileWriter:
         """Add a batch: a 1-D array of :data:`TICK_DTYPE`, which is copied at once."""
         if self._closed:
             raise InvalidRequestError("invalid write: the Parquet writer is closed; open a new one")
+        if ticks.dtype != TICK_DTYPE or ticks.ndim != 1:
+            raise InvalidRequestError(
+                f"invalid ticks: expected a 1-D array of TICK_DTYPE, found {ticks.ndim}-D of {ticks.dtype}"
+            )
         if not len(ticks):
             return
         recv = ticks["recv_time"].view(np.int64)
@@ -101,7 +106,9 @@ class TickFileWriter:
             self._rotate(first_ns)
 
         # A copy, because the batch may be a view into a ring that the writer overwrites.
-        self._pending.append(np.array(ticks, copy=True))
+        # A ring's dtype equals TICK_DTYPE but is not flagged as an aligned struct, and
+        # np.concatenate would drop its padding; the view restores the flag.
+        self._pending.append(np.array(ticks.view(TICK_DTYPE), copy=True))
         self._pending_rows += len(ticks)
         self._file_rows += len(ticks)
         self._file_last_ns = max(self._file_last_ns, last_ns)
