@@ -32,10 +32,10 @@ def find_stale_segments(prefix: str) -> list[str]:
     """Return the sorted names of the stale segments whose names start with ``prefix``.
 
     A segment is stale when it is a ring or a doorbell whose owner process has exited,
-    or when it is neither and is older than :data:`LEFTOVER_SECONDS`: the temporary
-    file of an interrupted creation, or a truncated or foreign file. A ring or doorbell
-    whose owner is alive is never stale, and neither is a ring with the kitefeed magic
-    number but another layout version, because its owner cannot be read.
+    or when it is the temporary file of an interrupted creation or a file shorter than a
+    ring header, older than :data:`LEFTOVER_SECONDS`. A ring or doorbell whose owner is
+    alive is never stale. Neither is a ring with the kitefeed magic number but another
+    layout version, nor a longer file of another kind, because their owners cannot be read.
     """
     return [name for name in segment.list_segments(prefix) if _is_stale(name)]
 
@@ -78,7 +78,12 @@ def _is_stale(name: str) -> bool:
     if len(head) >= 8 and int.from_bytes(head[:8], "little") == layout.MAGIC:
         logger.info("kept segment %s: it is a ring of another layout version, whose owner is unknown", name)
         return False
-    return _older_than_leftover(info.st_mtime)
+    if len(head) < 8 * layout.WORD_COUNT:
+        return _older_than_leftover(info.st_mtime)
+    # A whole segment of another kind (for example a table that another part of the
+    # application keeps beside the rings) may belong to a live process.
+    logger.info("kept segment %s: it is not a ring or a doorbell, so its owner is unknown", name)
+    return False
 
 
 def _owner(head: bytes) -> tuple[int, int] | None:

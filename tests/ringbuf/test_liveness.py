@@ -172,16 +172,22 @@ def test_stale_segments_of_killed_owner(
         young.write_bytes(b"not a ring")
         old = SHM / make_name("old-foreign")
         old.write_bytes(b"not a ring")
+        other_kind = SHM / make_name("other-kind")
+        other_kind.write_bytes(b"\x01" * 4096)
         long_ago = time.time() - 2 * LEFTOVER_SECONDS
         os.utime(old, (long_ago, long_ago))
+        os.utime(other_kind, (long_ago, long_ago))
 
         stale = [make_name("dead-bell"), make_name("dead-ring"), temporary.name, old.name]
         assert find_stale_segments(prefix) == sorted(stale)
         assert remove_stale_segments(prefix) == sorted(stale)
         assert find_stale_segments(prefix) == []
-        assert sorted(path.name for path in SHM.glob(prefix + "*")) == sorted([bell.name, live.name, young.name])
+        assert sorted(path.name for path in SHM.glob(prefix + "*")) == sorted(
+            [bell.name, live.name, young.name, other_kind.name]
+        )
         assert live.owner_alive
         young.unlink()
+        other_kind.unlink()
 
 
 def test_reader_exit_keeps_segment(make_name: Callable[[str], str]) -> None:
