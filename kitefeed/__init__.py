@@ -5,6 +5,7 @@ numpy arrays of :data:`TICK_DTYPE` with :meth:`Feed.open_reader`, or from any ot
 process with :func:`open_reader` and the feed's name.
 """
 
+from .consume import KiteTickerAdapter, LatestTable, on_ticks, on_ticks_async, to_arrow, to_pandas, to_polars
 from .engine import (
     ApiKey,
     ConnectionStats,
@@ -45,6 +46,8 @@ __all__ = [
     "InvalidRequestError",
     "KITE_TICKER_URL",
     "KeyStats",
+    "KiteTickerAdapter",
+    "LatestTable",
     "KitefeedError",
     "Mode",
     "PacketKind",
@@ -55,7 +58,12 @@ __all__ = [
     "TICK_DTYPE",
     "Wait",
     "WorkerError",
+    "on_ticks",
+    "on_ticks_async",
     "open_reader",
     "parse_text",
+    "to_arrow",
     "to_kiteconnect",
+    "to_pandas",
+    "to_polars",
 ]

@@ -8,7 +8,7 @@ All three conversions produce the same columns, in the order of :data:`COLUMNS`:
 * the market depth as 5 columns per depth field, named ``<field>_<level>`` with level 0
   the best: ``bid_price_0`` ... ``bid_price_4``, ``ask_quantity_0`` ... and so on;
 * ``recv_time``, ``exchange_timestamp`` and ``last_trade_time`` as timezone-aware UTC
-  timestamps with nanosecond resolution; a NaT (0 on the wire, or a field the packet
+  timestamps with nanosecond resolution. A NaT (0 on the wire, or a field the packet
   kind does not carry) becomes NaT in pandas and null in polars and Arrow;
 * ``kind`` and ``mode`` as uint8 values of :class:`~kitefeed.PacketKind` and
   :class:`~kitefeed.Mode`, not categoricals, so columns of different batches concatenate

@@ -45,7 +45,7 @@ TABLE_PREFIX = "kitefeed_latest-"
 """Start of every table segment's name."""
 
 DEFAULT_CAPACITY = 1 << 15
-"""Slots of a table: room for 24,576 instruments (75 % of the slots); 9.4 MiB of shared memory."""
+"""Slots of a table: room for 24,576 instruments (75 % of the slots); 9.0 MiB of shared memory."""
 
 
 def table_name(feed_name: str) -> str:
@@ -158,10 +158,10 @@ class LatestTable:
     ) -> LatestTable:
         """Create the table of the running feed ``feed_name`` and start a thread that keeps it up to date.
 
-        The thread reads every key's ring, from the oldest record still there (or only
-        new ones with ``start="newest"``), until :meth:`close`, or until the feed stops
-        and every record has been read; the table then keeps its last records until
-        closed. Raises :class:`RingError` when no such feed runs.
+        The thread reads every key's ring from the oldest record still there, or only
+        new records with ``start="newest"``. It stops on :meth:`close`, or when the feed
+        stops and every record has been read. The table then keeps its last records
+        until closed. Raises :class:`RingError` when no such feed runs.
         """
         reader = open_reader(feed_name, start=start, wait="block")  # type: ignore[arg-type]
         try:

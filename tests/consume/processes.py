@@ -45,7 +45,7 @@ def read_table_in_child(feed_name: str, tokens: list[int], pipe: Connection) -> 
 
 
 def consistent(record: np.void) -> bool:
-    """Whether every field that the test writer sets to the update number holds the same number."""
+    """Whether every field that the test writer sets to the update number contains the same number (so the record is not torn)."""
     number = record["last_price"]
     return bool(
         record["open"] == number

@@ -117,7 +117,8 @@ def test_adapter_dispatches_order_and_error(feed: Feed, sim: Simulator) -> None:
         order = {"order_id": "220101000000001", "status": "COMPLETE"}
         sim.send_text("key_a", {"type": "order", "data": order})
         sim.send_text("key_b", {"type": "error", "data": "too many instruments"})
-        assert wait_for(lambda: recorder.orders and recorder.errors)
+        assert wait_for(lambda: bool(recorder.orders)), "no order update within 15 s"
+        assert wait_for(lambda: bool(recorder.errors)), "no error message within 15 s"
     finally:
         adapter.close()
 

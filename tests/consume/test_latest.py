@@ -150,7 +150,7 @@ def test_segment_name_mode_and_cleanup() -> None:
     with LatestTable.create(feed_name, capacity=16):
         info = os.stat(f"/dev/shm/{name}")
         assert stat.S_IMODE(info.st_mode) == 0o600
-        # The ring cleanup never sees the table: its name is outside the rings' prefix.
+        # The ring cleanup never lists the table: its name is outside the rings' prefix.
         assert name not in find_stale_segments(f"kitefeed-{feed_name}")
         with pytest.raises(FeedStateError, match="already keeps the latest-tick table"):
             LatestTable.create(feed_name)
