@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import KitefeedError
+from ..errors import KitefeedError, RingError
 
 __all__ = ["record"]
 
@@ -75,6 +75,9 @@ def record(
             record_feed(reader, writer)
         except KeyboardInterrupt:
             reason = "interrupted"
+        except RingError as exc:
+            # The feed's process died without stopping the feed; the files are complete.
+            reason = f"feed failed ({exc})"
     # The writer counts what record_feed wrote and lost even when Ctrl-C cut it short.
     click.echo(f"{reason}: wrote {writer.rows:,} ticks to {len(writer.files)} files, lost {writer.lost:,} records")
 
@@ -113,6 +116,10 @@ def _record_simulator(
         if tick_writer is not None:
             tick_writer.close()
 
-    files = (journal_writer.files if journal_writer else []) + (tick_writer.files if tick_writer else [])
+    files: list[Path] = []
+    if journal_writer is not None:
+        files += journal_writer.files
+    if tick_writer is not None:
+        files += tick_writer.files
     ticks = tick_writer.rows if tick_writer else decoder.stats().ticks
     click.echo(f"recorded {received:,} messages, {ticks:,} ticks, to {len(files)} files")

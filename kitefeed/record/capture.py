@@ -1,9 +1,9 @@
 """Capturing raw messages with a WebSocket client of our own, for journals.
 
-A :class:`~kitefeed.Feed` decodes messages in its workers and exposes only ticks, so
-a journal of raw messages is made here by a separate client that subscribes to a
-ticker server (the simulator, in ``kitefeed record --from-sim`` and in tests) and
-hands every message to callbacks.
+A :class:`~kitefeed.Feed` decodes messages in its workers and exposes only ticks. So a
+journal of raw messages is made here, by a separate client that subscribes to a ticker
+server (the simulator, in ``kitefeed record --from-sim`` and in tests). It passes every
+message to a callback.
 
 NOTE: recording the raw messages of a live feed needs a hook in the engine: a worker
 option that copies each received message, with its receive time, key and connection

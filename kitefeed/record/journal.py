@@ -106,7 +106,7 @@ class JournalWriter:
     every ``flush_seconds`` (checked on each append), at rotation and at :meth:`close`,
     and with ``fsync`` the file is also fsynced then. A killed process therefore loses
     up to ``flush_seconds`` of messages and may leave one partial record, which the
-    reader skips; with ``fsync=False`` a power loss may lose more.
+    reader skips. With ``fsync=False``, a power loss may lose more.
 
     Not thread-safe: call it from one thread.
     """
@@ -155,7 +155,7 @@ class JournalWriter:
             raise InvalidRequestError("invalid append: the journal writer is closed; open a new one")
         if len(payload) > _MAX_PAYLOAD:
             raise InvalidRequestError(
-                f"invalid payload of {len(payload)} bytes: a journal record holds at most {_MAX_PAYLOAD}"
+                f"invalid payload of {len(payload)} bytes: the maximum of a journal record is {_MAX_PAYLOAD}"
             )
 
         if self._file is None or self._due_for_rotation(recv_time_ns):

@@ -38,7 +38,7 @@ class Recording(msgspec.Struct, frozen=True):
     ticks: Any
     """A new 1-D array of :data:`TICK_DTYPE`."""
     api_keys: list[str]
-    """API key of each key index; a placeholder ``key_<i>`` where the files do not say."""
+    """API key of each key index; a placeholder ``key_<i>`` where the files store none."""
 
 
 def decode_journal(

@@ -36,7 +36,7 @@ class TickFileWriter:
     """Write batches of ticks to Parquet files in ``directory``.
 
     Ticks are buffered and written as one row group per ``row_group_rows`` ticks (and at
-    rotation and close); with ``rotate_bytes``, a row group holds at most
+    rotation and close); with ``rotate_bytes``, a row group contains at most
     ``rotate_bytes / 272`` ticks. A new file starts before a batch when the current file
     has reached ``rotate_bytes`` on disk, or when the batch's first ``recv_time`` is
     ``rotate_seconds`` or more after the file's first; either limit may be None. The
@@ -70,7 +70,7 @@ class TickFileWriter:
         self._schema = TICK_SCHEMA.with_metadata(file_metadata(self._info))
         self._rotate_bytes = rotate_bytes
         self._rotate_ns = None if rotate_seconds is None else int(rotate_seconds * 1e9)
-        # A row group holds at most rotate_bytes of raw records, so that a file
+        # A row group contains at most rotate_bytes of raw records, so that a file
         # overshoots rotate_bytes by less than that even before compression.
         if rotate_bytes is not None:
             row_group_rows = max(1, min(row_group_rows, rotate_bytes // TICK_DTYPE.itemsize))

@@ -55,7 +55,7 @@ def record_feed(reader: FeedReader, writer: TickFileWriter, stop: threading.Even
 
             if len(batch):
                 # The copy is whole only if the ring's writer did not reach these slots
-                # meanwhile; intact() tells, and a torn copy is dropped and counted as lost.
+                # meanwhile, which intact() checks. A torn copy is dropped and counted as lost.
                 owned = batch.copy()
                 if reader.intact():
                     writer.write(owned)

@@ -29,7 +29,7 @@ __all__ = ["ReplayFeed", "ReplayStats", "default_ring_capacity", "replay_schedul
 logger = logging.getLogger(__name__)
 
 _TOUCH_PERIOD_NS = 250_000_000
-"""Longest sleep between liveness stamps in the rings' headers while waiting for a batch's time."""
+"""Maximum sleep between liveness stamps in the rings' headers while waiting for a batch's time."""
 
 MIN_RING_CAPACITY = 1 << 10
 MAX_RING_CAPACITY = 1 << 18
@@ -85,7 +85,7 @@ def replay_schedule(
 
 
 def default_ring_capacity(key_index: np.ndarray[Any, Any]) -> int:
-    """Return the smallest power of two that holds the most records of any key, within 1,024 and 262,144."""
+    """Return the smallest power of two that fits the records of the busiest key, within 1,024 and 262,144."""
     largest = int(np.bincount(key_index).max()) if len(key_index) else 0
     return min(MAX_RING_CAPACITY, max(MIN_RING_CAPACITY, 1 << max(largest - 1, 0).bit_length()))
 
