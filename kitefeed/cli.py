@@ -17,6 +17,7 @@ from .commands.record import record
 from .commands.replay import replay
 from .commands.run import run
 from .commands.sim import sim
+from .commands.stats import stats
 from .commands.tail import tail
 
 __all__ = ["main"]
@@ -47,3 +48,4 @@ main.add_command(record)
 main.add_command(replay)
 main.add_command(run)
 main.add_command(tail)
+main.add_command(stats)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..consume.latest import TABLE_PREFIX, remove_stale_tables, table_name
 from ..engine.naming import SEGMENT_PREFIX, validate_feed_name
 from ..errors import InvalidRequestError
 from ..ringbuf import find_stale_segments, remove_stale_segments
@@ -15,16 +16,23 @@ from ..ringbuf import find_stale_segments, remove_stale_segments
 def cleanup(feed_name: str | None, dry_run: bool) -> None:
     """Remove the segments in /dev/shm of kitefeed feeds whose supervisor is no longer running.
 
-    Segments of running feeds are never touched.
+    Latest-tick tables whose owner died go too. Segments of running feeds are never
+    touched. --dry-run lists the feeds' stale segments only, not the tables.
     """
     prefix = SEGMENT_PREFIX
+    table_prefix = TABLE_PREFIX
     if feed_name is not None:
         try:
             prefix = f"{SEGMENT_PREFIX}{validate_feed_name(feed_name)}-"
         except InvalidRequestError as exc:
             raise click.BadParameter(str(exc), param_hint="--name") from None
+        table_prefix = table_name(feed_name)
 
-    names = find_stale_segments(prefix) if dry_run else remove_stale_segments(prefix)
+    if dry_run:
+        names = find_stale_segments(prefix)
+    else:
+        # Latest-tick tables are not rings; their own module knows how to read their owner.
+        names = remove_stale_segments(prefix) + remove_stale_tables(table_prefix)
     verb = "would remove" if dry_run else "removed"
     for name in names:
         click.echo(f"{verb} /dev/shm/{name}")

@@ -22,6 +22,7 @@ from .messages import ConnectionSettings, GetStats, ReconnectPolicy, StatsReply
 from .transport import DEFAULT_TRANSPORT, check_transport
 from .naming import SEGMENT_PREFIX, default_feed_name, doorbell_name, ring_name, validate_feed_name
 from .stats import FeedStats, KeyStats
+from .statsboard import StatsBoard
 from .steps import Step, mode_step, subscribe_step, unsubscribe_step
 from .supervisor import Supervisor
 
@@ -34,6 +35,9 @@ logger = logging.getLogger(__name__)
 
 KITE_TICKER_URL = "wss://ws.kite.trade"
 """Kite Connect's ticker endpoint."""
+
+_BOARD_PERIOD = 1.0
+"""Seconds between statistics published for other processes (``kitefeed stats``)."""
 
 _live_feeds: "weakref.WeakSet[Feed]" = weakref.WeakSet()
 
@@ -137,6 +141,9 @@ class Feed:
         self._state_lock = threading.Lock()
         self._rings: list[Ring] = []
         self._doorbell: Doorbell | None = None
+        self._board: StatsBoard | None = None
+        self._board_thread: threading.Thread | None = None
+        self._board_stop = threading.Event()
         self._supervisor: Supervisor | None = None
         self._readers: weakref.WeakSet[FeedReader] = weakref.WeakSet()
 
@@ -172,6 +179,8 @@ class Feed:
                 on_event=self._on_event,
             )
             self._supervisor.start()
+            self._board_thread = threading.Thread(target=self._publish_stats, name="kitefeed-stats", daemon=True)
+            self._board_thread.start()
         except BaseException:
             self.stop()
             raise
@@ -202,6 +211,7 @@ class Feed:
         )
         # One doorbell for all rings lets a reader of every key block until any key publishes.
         self._doorbell = Doorbell.create(doorbell_name(self.name))
+        self._board = StatsBoard(self.name)
         for key_index, key in enumerate(self._keys):
             self._rings.append(self._create_ring(key_index, key))
 
@@ -219,8 +229,16 @@ class Feed:
                 return
             self._state = "stopped"
 
+        self._board_stop.set()
+        if self._board_thread is not None:
+            self._board_thread.join(timeout=5.0)
         if self._supervisor is not None:
             self._supervisor.stop()
+        if self._board is not None:
+            try:
+                self._board.close()
+            except (OSError, RingError):
+                logger.exception("removing the statistics board of feed %r failed", self.name)
         for ring in self._rings:
             try:
                 ring.mark_closed()
@@ -425,6 +443,23 @@ class Feed:
                 )
             )
         return FeedStats.from_keys(keys)
+
+    def _publish_stats(self) -> None:
+        # Once a second, for `kitefeed stats` and other processes; errors are logged
+        # once per kind so that a stuck worker does not flood the log.
+        reported: set[str] = set()
+        while not self._board_stop.wait(_BOARD_PERIOD):
+            try:
+                stats = self.stats()
+                if self._board is not None and not self._board.publish(stats) and "size" not in reported:
+                    reported.add("size")
+                    logger.warning("feed %r: statistics too large for the board; kitefeed stats shows none", self.name)
+            except FeedClosedError:
+                return
+            except Exception as exc:  # noqa: BLE001 - the feed runs on without its board
+                if type(exc).__name__ not in reported:
+                    reported.add(type(exc).__name__)
+                    logger.warning("feed %r: publishing statistics failed: %s", self.name, exc)
 
     def _records_lost(self) -> list[int]:
         lost = [0] * len(self._keys)

@@ -109,15 +109,20 @@ def encode_dtype(dtype: np.dtype[Any]) -> bytes:
 
     Raises InvalidRequestError for a dtype that a ring cannot carry: one that contains Python
     objects, has size 0, or does not survive the round trip (a top-level subarray dtype).
-    The aligned-struct flag is not kept, but field names, offsets and item size are.
+    Field names, offsets, item size and the aligned-struct flag are kept: without the
+    flag, ``np.concatenate`` of record views would pack the records and drop padding.
     """
     if dtype.hasobject:
         raise InvalidRequestError(f"invalid record dtype {dtype}: it contains Python objects, which cannot be shared")
     if dtype.itemsize == 0:
         raise InvalidRequestError(f"invalid record dtype {dtype}: its item size is 0")
 
-    text = json.dumps(dtype_to_descr(dtype), separators=(",", ":")).encode()
-    if decode_dtype(text) != dtype:
+    descr: Any = dtype_to_descr(dtype)
+    if dtype.isalignedstruct:
+        descr = {"aligned": True, "descr": descr}
+    text = json.dumps(descr, separators=(",", ":")).encode()
+    decoded = decode_dtype(text)
+    if decoded != dtype or decoded.isalignedstruct != dtype.isalignedstruct:
         raise InvalidRequestError(
             f"invalid record dtype {dtype}: it cannot be stored in a ring header; "
             "use a scalar or structured dtype"
@@ -127,7 +132,21 @@ def encode_dtype(dtype: np.dtype[Any]) -> bytes:
 
 def decode_dtype(text: bytes) -> np.dtype[Any]:
     """Rebuild the dtype that :func:`encode_dtype` serialised."""
-    return descr_to_dtype(_descr_from_json(json.loads(text)))
+    stored = json.loads(text)
+    if not isinstance(stored, dict):
+        return descr_to_dtype(_descr_from_json(stored))
+
+    packed = descr_to_dtype(_descr_from_json(stored["descr"]))
+    names = list(packed.names or ())
+    return np.dtype(
+        {
+            "names": names,
+            "formats": [packed.fields[name][0] for name in names],
+            "offsets": [packed.fields[name][1] for name in names],
+            "itemsize": packed.itemsize,
+            "aligned": bool(stored.get("aligned")),
+        }
+    )
 
 
 def _descr_from_json(descr: Any) -> Any:

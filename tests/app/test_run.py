@@ -137,3 +137,36 @@ def test_tail_of_unknown_feed_fails() -> None:
     )
     assert result.returncode == 1
     assert "no feed named 'no.such.feed' is running" in result.stderr
+
+
+def test_stats_command_reads_published_statistics(sim: Simulator) -> None:
+    name = f"{os.getpid()}.stats"
+    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1024, name=name) as feed:
+        feed.subscribe([256265, 408065])
+        # The feed publishes once a second; poll until a record with ticks has appeared.
+        deadline = time.monotonic() + 15
+        published: dict = {}
+        while time.monotonic() < deadline and not published.get("ticks"):
+            result = subprocess.run(
+                [sys.executable, "-m", "kitefeed", "stats", name, "--json"], capture_output=True, text=True, timeout=60
+            )
+            assert result.returncode == 0, result.stderr
+            if result.stdout.startswith("{"):
+                published = json.loads(result.stdout)
+            time.sleep(0.2)
+        table = subprocess.run([sys.executable, "-m", "kitefeed", "stats", name], capture_output=True, text=True, timeout=60)
+
+    assert published["instruments"] == 2
+    assert [key["api_key"] for key in published["keys"]] == ["key_a", "key_b"]
+    assert published["ticks"] > 0
+    assert table.returncode == 0, table.stderr
+    assert "key_a" in table.stdout
+    assert not [segment for segment in os.listdir("/dev/shm") if segment.startswith(f"kitefeed-{name}")]
+
+
+def test_stats_of_unknown_feed_fails() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kitefeed", "stats", "no.such.feed"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "no statistics for feed 'no.such.feed'" in result.stderr
