@@ -57,6 +57,8 @@ class FeedConfig(msgspec.Struct, forbid_unknown_fields=True):
     instruments_per_connection: int = 3000
     liveness_timeout: float = 5.0
     failover: bool = True
+    transport: Literal["picows", "websockets"] = "picows"
+    journal_dir: str | None = None  # raw-message journals, relative to the config file; none when absent
 
 
 class MetricsConfig(msgspec.Struct, forbid_unknown_fields=True):

@@ -17,7 +17,7 @@ __all__ = ["record"]
 @click.option("--feed", "feed_name", metavar="NAME", help="Name of the running feed to record (Feed(name=...)).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory for the files; created if missing.")
 @click.option("--parquet/--no-parquet", default=True, show_default=True, help="Write decoded ticks to Parquet files.")
-@click.option("--journal", is_flag=True, help="Also write raw messages to journal files (.kfj); needs --from-sim for now.")
+@click.option("--journal", is_flag=True, help="Also write raw messages to journal files (.kfj); only with --from-sim (a running feed writes its own with journal_dir).")
 @click.option("--rotate-mb", type=click.FloatRange(min=0, min_open=True), default=256.0, show_default=True, help="Start a new file after this many MiB.")
 @click.option("--rotate-minutes", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Start a new file after this many minutes of receive time.")
 @click.option("--from-sim", is_flag=True, help="Demo: record a simulator started here, through a WebSocket client, instead of a feed.")
@@ -43,8 +43,9 @@ def record(
         raise click.UsageError("pass either --feed NAME or --from-sim")
     if journal and not from_sim:
         raise click.UsageError(
-            "--journal needs the raw WebSocket messages, which a running feed does not expose yet; "
-            "use --from-sim, or record Parquet only"
+            "--journal needs the raw WebSocket messages, which only the feed's own workers see: "
+            "start the feed with Feed(journal_dir=...) or journal_dir in kitefeed run's [feed] "
+            "section, and record Parquet here"
         )
     if not parquet and not journal:
         raise click.UsageError("nothing to write: pass --parquet, --journal or both")

@@ -53,6 +53,8 @@ def run(config_path: Path, seconds: float | None, dashboard: bool) -> None:
             instruments_per_connection=options.instruments_per_connection,
             liveness_timeout=options.liveness_timeout,
             failover=options.failover,
+            transport=options.transport,
+            journal_dir=None if options.journal_dir is None else base / options.journal_dir,
         )
     except KitefeedError as exc:
         raise click.ClickException(f"{exc} (in {config_path}, section [feed])") from None

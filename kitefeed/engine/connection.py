@@ -27,6 +27,9 @@ from .credentials import redact
 from .messages import ConnectionEvent, ConnectionSettings, ConnectionStats, Event, TextEvent
 from .transport import BinaryHandler, Channel, ChannelClosed, HandshakeRejected, Transport
 
+JournalAppend = Callable[[int, int, int, "bytes | memoryview", bool], None]
+"""Receives each raw message: receive time (ns), key index, connection index, payload, is-text flag."""
+
 __all__ = ["ConnectionState", "KiteConnection"]
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ class KiteConnection:
         writer: RingWriter,
         emit: Callable[[Event], None],
         settings: ConnectionSettings,
+        journal: JournalAppend | None = None,
     ) -> None:
         self.index = index
         self.key_index = key_index
@@ -80,7 +84,8 @@ class KiteConnection:
         self._connect_timeout = settings.connect_timeout
         self._policy = settings.reconnect
         self._decoder = Decoder(key_index=key_index, connection_index=index)
-        self._on_binary: BinaryHandler = _make_binary_handler(self, self._decoder, writer)
+        self._journal = journal
+        self._on_binary: BinaryHandler = _make_binary_handler(self, self._decoder, writer, journal)
         self._backoff = Backoff(settings.reconnect.base, settings.reconnect.cap)
         self._channel: Channel | None = None
         self._task: asyncio.Task[None] | None = None
@@ -230,6 +235,8 @@ class KiteConnection:
     def _on_text(self, message: str) -> None:
         self._last_message = time.monotonic()
         self._text_messages += 1
+        if self._journal is not None:
+            self._journal(time.time_ns(), self.key_index, self.index, message.encode(), True)
         self._emit(TextEvent(connection=self.index, text=message))
 
     async def _watch_liveness(self) -> None:
@@ -315,7 +322,9 @@ def _decode_into(decoder: Decoder, message: bytes | memoryview, out: np.ndarray,
     return count
 
 
-def _make_binary_handler(connection: KiteConnection, decoder: Decoder, writer: RingWriter) -> BinaryHandler:
+def _make_binary_handler(
+    connection: KiteConnection, decoder: Decoder, writer: RingWriter, journal: JournalAppend | None = None
+) -> BinaryHandler:
     """Return the function called with every binary message of ``connection``.
 
     Each message's ticks are decoded into ring slots reserved for them and committed as
@@ -336,9 +345,13 @@ def _make_binary_handler(connection: KiteConnection, decoder: Decoder, writer: R
     else:
         decode_into = fast_decode_into
     time_ns, monotonic = time.time_ns, time.monotonic
+    key_index, connection_index = connection.key_index, connection.index
 
     def on_binary(message: bytes | memoryview) -> None:
         connection._last_message = monotonic()
+        if journal is not None:
+            # Before decoding, so that a message the decoder rejects is kept too.
+            journal(time_ns(), key_index, connection_index, message, False)
         size = len(message)
         connection._bytes += size
         if size < 2:

@@ -6,9 +6,11 @@ import atexit
 import json
 import logging
 import multiprocessing
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import FeedClosedError, FeedStateError, InvalidRequestError, RingError, WorkerError
@@ -49,6 +51,17 @@ def _stop_live_feeds() -> None:
         feed.stop()
 
 
+def _journal_directory(path: str | os.PathLike[str]) -> str:
+    directory = Path(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidRequestError(f"invalid journal_dir {str(path)!r}: cannot create it: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise InvalidRequestError(f"invalid journal_dir {str(path)!r}: not writable by this user")
+    return str(directory.resolve())
+
+
 def _positive_seconds(label: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise InvalidRequestError(f"invalid {label} {value!r}: expected a positive number of seconds")
@@ -74,7 +87,10 @@ class Feed:
     after :meth:`set_access_token`. ``on_event``, if given, is called from the feed's
     monitor thread with each :class:`FeedEvent`; it must return quickly. ``transport``
     names the WebSocket library of the workers' connections: ``"picows"`` (the default,
-    the lower CPU time per message) or ``"websockets"``.
+    the lower CPU time per message) or ``"websockets"``. With ``journal_dir``, each
+    worker also appends every raw message it receives, with its receive time, key and
+    connection, to journal files there (see :mod:`kitefeed.record.journal`), from which
+    any day can be decoded again.
     """
 
     def __init__(
@@ -94,6 +110,7 @@ class Feed:
         failover: bool = True,
         on_event: Callable[[FeedEvent], None] | None = None,
         transport: Literal["picows", "websockets"] = DEFAULT_TRANSPORT,
+        journal_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self._keys = parse_keys(keys)
         self.name = validate_feed_name(name) if name is not None else default_feed_name()
@@ -129,6 +146,8 @@ class Feed:
             connect_timeout=_positive_seconds("connect_timeout", connect_timeout),
             reconnect=reconnect or ReconnectPolicy(),
             transport=check_transport(transport),
+            journal_dir=None if journal_dir is None else _journal_directory(journal_dir),
+            feed_name=self.name,
         )
         self._request_timeout = _positive_seconds("request_timeout", request_timeout)
         self._failover = bool(failover)

@@ -73,6 +73,8 @@ class ConnectionSettings(msgspec.Struct, frozen=True):
     connect_timeout: float
     reconnect: ReconnectPolicy
     transport: str = "picows"  # "picows" or "websockets", see kitefeed.engine.transport
+    journal_dir: str | None = None  # directory of raw-message journals, one file set per key
+    feed_name: str = ""  # names the journal files
 
 
 class Configure(msgspec.Struct, tag=True):

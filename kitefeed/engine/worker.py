@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+from typing import Any
 from multiprocessing.connection import Connection
 
 import uvloop
@@ -55,6 +56,7 @@ class Worker:
         self._stopped = asyncio.Event()
         self._ring = Ring.attach(config.ring_name, writable=True)
         self._writer = self._ring.writer()
+        self._journal = self._open_journal(config)
         transport = open_transport(config.settings.transport)
         self._connections = [
             KiteConnection(
@@ -66,9 +68,26 @@ class Worker:
                 writer=self._writer,
                 emit=self._emit,
                 settings=config.settings,
+                journal=None if self._journal is None else self._journal.append,
             )
             for index in range(MAX_CONNECTIONS_PER_KEY)
         ]
+
+    @staticmethod
+    def _open_journal(config: Configure) -> Any:
+        if config.settings.journal_dir is None:
+            return None
+        # Imported here: the record package builds on the engine, not the other way round.
+        from ..record.journal import JournalWriter
+
+        # No fsync: it would stall the event loop for milliseconds. Messages reach the
+        # operating system within a second, so only a machine crash loses the last ones.
+        return JournalWriter(
+            config.settings.journal_dir,
+            prefix=f"{config.settings.feed_name or 'feed'}-key{config.key_index}",
+            metadata={"feed": config.settings.feed_name, "key_index": config.key_index, "api_key": config.api_key},
+            fsync=False,
+        )
 
     def _url(self) -> str:
         return build_url(self._config.url, self._config.api_key, self._access_token)
@@ -86,6 +105,8 @@ class Worker:
             housekeeping.cancel()
             # Concurrently, because each close may wait up to the transport's close timeout.
             await asyncio.gather(*(connection.stop() for connection in self._connections))
+            if self._journal is not None:
+                self._journal.close()
             self._ring.close()
             logger.info("worker for key %d stopped", self._config.key_index)
 

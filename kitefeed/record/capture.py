@@ -1,14 +1,10 @@
 """Capturing raw messages with a WebSocket client of our own, for journals.
 
-A :class:`~kitefeed.Feed` decodes messages in its workers and exposes only ticks. So a
-journal of raw messages is made here, by a separate client that subscribes to a ticker
-server (the simulator, in ``kitefeed record --from-sim`` and in tests). It passes every
+A live :class:`~kitefeed.Feed` writes the journals of its own raw messages when it is
+started with ``journal_dir`` (each worker appends what it receives). This module makes
+journals without a feed, with a separate client that subscribes to a ticker server
+(the simulator, in ``kitefeed record --from-sim`` and in tests). It passes every
 message to a callback.
-
-NOTE: recording the raw messages of a live feed needs a hook in the engine: a worker
-option that copies each received message, with its receive time, key and connection
-index, into a second ring of bytes that a recorder reads. Until that exists, journals
-come only from this client.
 """
 
 from __future__ import annotations
