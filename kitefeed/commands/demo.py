@@ -7,6 +7,7 @@ second; and ends with a summary of ticks published, read and lost per key.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sys
 import threading
@@ -17,8 +18,10 @@ import click
 import numpy as np
 import orjson
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
+from ..dashboard import Dashboard
 from ..engine import Feed, FeedStats
 from ..parsers import TICK_DTYPE, Mode
 from ..sim import Simulator
@@ -106,9 +109,18 @@ def demo(seconds: float, as_json: bool, ring_capacity: int) -> None:
 
             started = time.monotonic()
             deadline = started + seconds
-            while (now := time.monotonic()) < deadline:
-                time.sleep(min(1.0, deadline - now))
-                console.print(_table(feed.stats(), counter, time.monotonic() - started))
+            # On a terminal, one live table per key and connection; otherwise (a pipe, a
+            # log file, CI) a per-key table printed every second.
+            live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+            view = Dashboard("kitefeed demo")
+            with live if live is not None else contextlib.nullcontext():
+                while (now := time.monotonic()) < deadline:
+                    time.sleep(min(1.0, deadline - now))
+                    stats = feed.stats()
+                    if live is not None:
+                        live.update(view.table(stats), refresh=True)
+                    else:
+                        console.print(_table(stats, counter, time.monotonic() - started))
             final = feed.stats()
         # The feed has stopped: the reader drains what is left and its iteration ends.
         counter.join(timeout=10)
