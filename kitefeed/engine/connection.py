@@ -13,9 +13,6 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
-
-import numpy as np
 
 import orjson
 
@@ -308,20 +305,6 @@ class KiteConnection:
 # -- the per-message hot path ---------------------------------------------------------------
 
 
-def _max_ticks(message: bytes | memoryview) -> int:
-    # The packet count from the header, capped by what the bytes can hold: the
-    # shortest packet is 8 bytes after its 2-byte length prefix.
-    return min(int.from_bytes(message[:2], "big"), (len(message) - 2) // 10)
-
-
-def _decode_into(decoder: Decoder, message: bytes | memoryview, out: np.ndarray, recv_time_ns: int) -> int:
-    ticks = decoder.decode(message, recv_time_ns)
-    count = len(ticks)
-    # Copied as raw bytes, because numpy copies a structured dtype field by field.
-    out[:count].view(np.uint8)[:] = ticks.view(np.uint8)
-    return count
-
-
 def _make_binary_handler(
     connection: KiteConnection, decoder: Decoder, writer: RingWriter, journal: JournalAppend | None = None
 ) -> BinaryHandler:
@@ -334,16 +317,7 @@ def _make_binary_handler(
     # Everything the handler uses is bound here, so that a message costs no global or
     # attribute lookups beyond the counters.
     reserve, commit, publish = writer.reserve, writer.commit, writer.publish
-    decode = decoder.decode
-    max_ticks: Callable[[Any], int] = getattr(Decoder, "max_ticks", _max_ticks)
-    fast_decode_into = getattr(decoder, "decode_into", None)
-    if fast_decode_into is None:
-        # TODO: remove with this fallback once Decoder.decode_into exists in every install.
-        def decode_into(message: Any, out: np.ndarray, recv_time_ns: int) -> int:
-            return _decode_into(decoder, message, out, recv_time_ns)
-
-    else:
-        decode_into = fast_decode_into
+    decode, decode_into = decoder.decode, decoder.decode_into_unchecked
     time_ns, monotonic = time.time_ns, time.monotonic
     key_index, connection_index = connection.key_index, connection.index
 
@@ -359,7 +333,11 @@ def _make_binary_handler(
             return
         connection._frames += 1
 
-        capacity = max_ticks(message)
+        if type(message) is memoryview and message.format != "B":
+            message = message.cast("B")
+        # Decoder.max_ticks, inlined: the header's count, capped by what the bytes can hold
+        # (the shortest packet is 8 bytes after its 2-byte length prefix).
+        capacity = min((message[0] << 8) | message[1], (size - 2) // 10)
         if not capacity:
             decode(message, time_ns())  # counts the message's damaged packets
             return
