@@ -19,8 +19,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Results are saved as JSON in .benchmarks/latest.json; the summary with ratios prints last.
 bench: $(STAMP)
-	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=median,mean,ops,rounds -p no:cacheprovider
+	mkdir -p .benchmarks
+	$(BIN)/python -m pytest bench --benchmark-only --benchmark-columns=median,mean,ops,rounds \
+		--benchmark-json=.benchmarks/latest.json -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build *.egg-info
