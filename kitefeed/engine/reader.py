@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from ..errors import InvalidRequestError, RingError, RingLayoutError
@@ -17,7 +18,16 @@ from ..ringbuf.reader import open_reader as open_ring_reader
 from ..ringbuf.waiting import DEFAULT_SPIN_US
 from .naming import ring_name, validate_feed_name
 
-__all__ = ["FeedReader", "open_reader"]
+__all__ = ["FeedReader", "WriterHealth", "open_reader"]
+
+class WriterHealth(msgspec.Struct, frozen=True):
+    """What a reader can tell about one key's writer from the ring header."""
+
+    alive: bool  # the process of the ring's last writer is running
+    restarts: int  # writers that took over since this reader opened
+    liveness_age: float  # seconds since the writer last published or stamped the ring
+    feed_alive: bool  # the feed's process (the ring's owner) is running
+
 
 _DISCOVERY_PERIOD = 0.1
 """Seconds between checks for the ring of an API key added to the feed after the reader opened."""
@@ -128,6 +138,23 @@ class FeedReader:
     def lost_per_key(self) -> dict[str, int]:
         """Records lost on each key's ring, by api_key."""
         return {key: reader.lost for key, reader in zip(self.keys, self._group.readers)}
+
+    def writers(self) -> dict[str, WriterHealth]:
+        """Return the state of each key's writer (its worker process), by api_key.
+
+        A worker that the feed restarted shows as ``restarts`` > 0; ``liveness_age``
+        grows past a second when a worker stops stamping its ring (it stamps every 0.25 s),
+        and ``feed_alive`` turns False when the feed's process is gone.
+        """
+        return {
+            key: WriterHealth(
+                alive=reader.writer_alive,
+                restarts=reader.writer_restarts,
+                liveness_age=reader.liveness_age,
+                feed_alive=reader.owner_alive,
+            )
+            for key, reader in zip(self.keys, self._group.readers)
+        }
 
     def close(self) -> None:
         """Release the shared memory; safe from any thread and more than once."""

@@ -72,3 +72,20 @@ def test_start_methods(sim: Simulator, method: str) -> None:
         with feed.open_reader() as reader:
             batch = reader.read(timeout=15)
     assert len(batch)
+
+
+def test_reader_sees_restarted_writer(sim: Simulator) -> None:
+    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 12) as feed:
+        feed.subscribe(TOKENS)
+        with feed.open_reader() as reader:
+            before = reader.writers()
+            os.kill(feed._supervisor.workers[1].process.pid, signal.SIGKILL)
+            assert wait_for(lambda: reader.writers()["key_b"].restarts == 1 and reader.writers()["key_b"].alive)
+            after = reader.writers()
+
+    assert before["key_b"].restarts == 0
+    assert before["key_b"].alive
+    assert before["key_b"].feed_alive
+    assert before["key_b"].liveness_age < 5
+    assert after["key_a"].restarts == 0
+    assert after["key_b"].feed_alive
