@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -63,16 +62,18 @@ def worker_pid(feed: Feed) -> int:
     return int(feed._supervisor.workers[0].process.pid)  # type: ignore[union-attr]
 
 
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with Simulator(CREDENTIALS, tick_interval=TICK_INTERVAL, tick_probability=0.0, replay=[full_message()]) as simulator:
-        yield simulator
+BURST = 32
+"""Messages the simulator sends back to back each cycle in the burst variant."""
 
 
+@pytest.mark.parametrize("burst", [1, BURST], ids=["paced", "simulator-burst"])
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_worker_cpu_per_message(benchmark: Any, sim: Simulator, transport: str) -> None:
+def test_worker_cpu_per_message(benchmark: Any, transport: str, burst: int) -> None:
     results: list[tuple[float, float]] = []
-    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 14, transport=transport) as feed:  # type: ignore[arg-type]
+    interval = TICK_INTERVAL if burst == 1 else 0.005
+    with Simulator(
+        CREDENTIALS, tick_interval=interval, tick_probability=0.0, replay=[full_message()], replay_burst=burst
+    ) as sim, Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 14, transport=transport) as feed:  # type: ignore[arg-type]
         feed.subscribe([(1 << 8) | 1], "full")
         deadline = time.monotonic() + 15
         while feed.stats().frames < 200 and time.monotonic() < deadline:
@@ -97,7 +98,8 @@ def test_worker_cpu_per_message(benchmark: Any, sim: Simulator, transport: str) 
     verdict = "met" if cpu_us <= TARGET_US else "MISSED"
     benchmark.extra_info.update(cpu_us_per_message=cpu_us, ticks_per_s=ticks_per_s)
     print(
-        f"\nworker {transport}: {cpu_us:.1f} us CPU per {PACKETS}-packet message "
+        f"\nworker {transport}, {'paced' if burst == 1 else f'simulator bursts of {burst}'}: "
+        f"{cpu_us:.1f} us CPU per {PACKETS}-packet message "
         f"(target <= {TARGET_US:g} us: {verdict}), {ticks_per_s:,.0f} ticks/s, "
         f"rounds {[round(cpu, 1) for cpu, _ in measured]}"
     )

@@ -40,6 +40,7 @@ class SimConfig:
     max_connections_per_key: int = MAX_CONNECTIONS_PER_KEY
     max_instruments_per_connection: int = MAX_INSTRUMENTS_PER_CONNECTION
     seed: int = 0
+    replay_burst: int = 1
 
     def __post_init__(self) -> None:
         if self.host not in ALLOWED_HOSTS:
@@ -60,6 +61,11 @@ class SimConfig:
         _check_positive_int("max_instruments_per_connection", self.max_instruments_per_connection)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidRequestError(f"invalid seed {self.seed!r}: expected a non-negative integer")
+        if isinstance(self.replay_burst, bool) or not isinstance(self.replay_burst, int) or not 1 <= self.replay_burst <= 32:
+            raise InvalidRequestError(
+                f"invalid replay_burst {self.replay_burst!r}: expected an integer from 1 to 32 "
+                "(a connection queues at most 64 messages)"
+            )
 
     @property
     def probability(self) -> float:

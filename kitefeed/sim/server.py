@@ -257,7 +257,8 @@ class SimServer:
             ticked[chosen] = True
         for session in self._sessions.values():
             session.push(ticked)
-            session.push_replay()
+            for _ in range(self.config.replay_burst):
+                session.push_replay()
 
     def _heartbeat(self) -> None:
         for session in self._sessions.values():

@@ -37,8 +37,10 @@ class Simulator(FaultInjection):
     probability ``tick_probability``. The default is ``tick_interval`` / 1 s, so that an
     instrument ticks about once a second. The cycle moves the picked instruments by a random
     walk and sends each connection one frame with those it subscribes. When ``replay``
-    messages are given, each connection also gets the next of them every cycle, whatever it
-    subscribes, going back to the first after the last. The random walk goes on as well.
+    messages are given, each connection also gets the next ``replay_burst`` of them every
+    cycle (one by default), whatever it subscribes, going back to the first after the last.
+    A burst arrives back to back, as messages do from a busy server. The random walk goes
+    on as well.
 
     Client requests that are not valid JSON, have an unknown action or mode, or another
     shape are ignored without an answer, as the real server is believed to do.
@@ -88,6 +90,7 @@ class Simulator(FaultInjection):
         max_instruments_per_connection: int = 3000,
         seed: int = 0,
         replay: Sequence[bytes] | None = None,
+        replay_burst: int = 1,
     ) -> None:
         self._config = SimConfig(
             host=host,
@@ -98,6 +101,7 @@ class Simulator(FaultInjection):
             max_connections_per_key=max_connections_per_key,
             max_instruments_per_connection=max_instruments_per_connection,
             seed=seed,
+            replay_burst=replay_burst,
         )
         self._credentials = check_credentials(credentials)
         self._credentials_lock = threading.Lock()  # shared with the server, which reads it per handshake

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from websockets.asyncio.client import connect
 
 from kitefeed.errors import InvalidRequestError
 from kitefeed.parsers import TICK_DTYPE, PacketKind, encode_frame
@@ -161,3 +163,24 @@ def test_slow_reader_gets_drops_not_stall() -> None:
                 assert sim.connections()[1].dropped == 0
 
         run(main())
+
+
+def test_replay_burst_sends_several_messages_per_cycle() -> None:
+    message = b"\x00\x01\x00\x08" + (256265).to_bytes(4, "big") + (100).to_bytes(4, "big")
+
+    async def receive(url: str) -> list[bytes]:
+        received: list[bytes] = []
+        async with connect(f"{url}/?api_key=k&access_token=t", compression=None, proxy=None) as websocket:
+            while len(received) < 12:
+                data = await asyncio.wait_for(websocket.recv(), 10)
+                if isinstance(data, bytes) and len(data) > 1:
+                    received.append(data)
+        return received
+
+    with Simulator({"k": "t"}, tick_interval=0.2, tick_probability=0.0, replay=[message], replay_burst=4) as sim:
+        received = asyncio.run(receive(sim.url))
+        cycles = sim.stats().cycles
+
+    assert received == [message] * 12
+    # One message a cycle would have needed at least 12 cycles; four a cycle need 3.
+    assert cycles < 12
