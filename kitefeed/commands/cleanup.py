@@ -31,7 +31,7 @@ def cleanup(feed_name: str | None, dry_run: bool) -> None:
     if dry_run:
         names = find_stale_segments(prefix)
     else:
-        # Latest-tick tables are not rings; their own module knows how to read their owner.
+        # Latest-tick tables are not rings, so their own module reads their owner.
         names = remove_stale_segments(prefix) + remove_stale_tables(table_prefix)
     verb = "would remove" if dry_run else "removed"
     for name in names:

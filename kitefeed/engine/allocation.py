@@ -167,7 +167,7 @@ class Allocation:
         return self.connections_per_key * self.instruments_per_connection - sum(self._counts[key])
 
     def tokens_of(self, slot: Slot) -> dict[int, Mode]:
-        """The instruments of one connection and their modes."""
+        """Return the instruments of one connection and their modes."""
         return {token: self.mode_of[token] for token, where in self.slot_of.items() if where == slot}
 
     def distribution(self) -> list[list[int]]:

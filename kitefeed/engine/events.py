@@ -13,7 +13,7 @@ class FeedEvent(msgspec.Struct, frozen=True):
     """Something that happened on one key's connection, or to its worker.
 
     ``kind`` is ``"order"``, ``"error"``, ``"message"``, ``"unknown"`` or ``"invalid"`` for
-    a text message from the server (``data`` holds the decoded message object from
+    a text message from the server (``data`` is the decoded message object from
     :func:`kitefeed.parsers.parse_text`), ``"connection"`` for a connection state change
     (``data`` is the new state, ``detail`` the reason), ``"worker"`` when a worker
     process exited or was restarted (``data`` is ``"exited"`` or ``"restarted"``), and

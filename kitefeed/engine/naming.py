@@ -23,15 +23,15 @@ def validate_feed_name(name: str) -> str:
 
 
 def default_feed_name() -> str:
-    """A name unique on this machine: the process id and a random suffix."""
+    """Return a name unique on this machine: the process id and a random suffix."""
     return f"{os.getpid()}.{secrets.token_hex(3)}"
 
 
 def ring_name(feed: str, key_index: int) -> str:
-    """The segment name of one key's ring, e.g. ``kitefeed-demo-0``."""
+    """Return the segment name of one key's ring, e.g. ``kitefeed-demo-0``."""
     return f"{SEGMENT_PREFIX}{feed}-{key_index}"
 
 
 def doorbell_name(feed: str) -> str:
-    """The segment name of the doorbell that all rings of a feed ring, e.g. ``kitefeed-demo-bell``."""
+    """Return the segment name of the doorbell that all rings of a feed share, e.g. ``kitefeed-demo-bell``."""
     return f"{SEGMENT_PREFIX}{feed}-bell"

@@ -21,7 +21,7 @@ from .naming import ring_name, validate_feed_name
 __all__ = ["FeedReader", "WriterHealth", "open_reader"]
 
 class WriterHealth(msgspec.Struct, frozen=True):
-    """What a reader can tell about one key's writer from the ring header."""
+    """The state of one key's writer, as a reader reads it from the ring header."""
 
     alive: bool  # the process of the ring's last writer is running
     restarts: int  # writers that took over since this reader opened
@@ -38,7 +38,7 @@ class FeedReader:
 
     Each batch is a read-only numpy array of :data:`kitefeed.TICK_DTYPE` that views the
     shared memory directly (no copy). It stays valid until the writer of its key has
-    published ``ring_capacity`` more records; :meth:`intact` tells whether the last
+    published ``ring_capacity`` more records; :meth:`intact` returns whether the last
     batch is still whole, so check it after using a batch whenever the reader may have
     fallen behind, or copy the batch first. Records the writer overwrote before this
     reader got to them are counted in ``stats().lost``, never returned.

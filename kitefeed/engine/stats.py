@@ -19,7 +19,7 @@ class KeyStats(msgspec.Struct, frozen=True):
 
     api_key: str
     key_index: int
-    state: str  # "running", "auth_failed" (token rejected) or "restarting" (worker not answering)
+    state: str  # "running", "auth_failed" (token rejected) or "restarting" (worker not replying)
     worker_alive: bool
     worker_restarts: int
     connected: int  # connections with an open WebSocket

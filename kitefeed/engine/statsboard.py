@@ -28,7 +28,7 @@ _decoder = msgspec.json.Decoder(FeedStats)
 
 
 def board_name(feed: str) -> str:
-    """The segment name of a feed's statistics board, e.g. ``kitefeed-demo-stats``."""
+    """Return the segment name of a feed's statistics board, e.g. ``kitefeed-demo-stats``."""
     return f"{SEGMENT_PREFIX}{feed}-stats"
 
 
