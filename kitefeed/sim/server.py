@@ -12,6 +12,7 @@ import dataclasses
 import hmac
 import http
 import logging
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -206,7 +207,23 @@ class SimServer:
             )
 
     async def _write(self, session: Session, connection: SimConnection) -> None:
+        # While more messages wait, the socket is corked, so that a burst leaves in full
+        # TCP segments as from a busy server, instead of one segment per message.
+        sock = connection.transport.get_extra_info("socket") if connection.transport is not None else None
+        corked = False
+
+        def cork(on: bool) -> None:
+            nonlocal corked
+            if sock is None or on == corked:
+                return
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, int(on))
+                corked = on
+            except OSError:
+                pass  # a closing socket; the next write fails anyway
+
         async def send(message: bytes | str) -> None:
+            cork(session.backlog > 0)
             # websockets sends an iterable as one message of one frame per item, followed
             # by an empty final continuation frame.
             size = connection.faults.fragment_size
@@ -215,6 +232,8 @@ class SimServer:
                 await connection.send([view[start : start + size] for start in range(0, len(view), size)])
             else:
                 await connection.send(message)
+            if session.backlog == 0:
+                cork(False)
 
             # Slow writes hold frames in the transport wrapper, which websockets' flow
             # control does not see. Waiting here keeps the session's outbox limit in force.

@@ -286,6 +286,11 @@ class Session:
             return False
         return True
 
+    @property
+    def backlog(self) -> int:
+        """Messages queued and not yet handed to ``send``."""
+        return self._outbox.qsize()
+
     async def write(self, send: Callable[[bytes | str], Awaitable[None]]) -> None:
         """Send queued messages with ``send`` (the connection's ``send`` coroutine) until cancelled."""
         while True:
