@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -158,6 +159,15 @@ def _read_csv(base: Path, source: CsvSource, place: str) -> list[tuple[int, int]
     return tokens
 
 
+_ALLOWED = {
+    "feed.allocation": "'round_robin' or 'least_loaded'",
+    "feed.transport": "'picows' or 'websockets'",
+    "metrics.host": "'127.0.0.1' or '::1'",
+    "instruments.csv[].mode": "'ltp', 'quote' or 'full'",
+}
+"""Allowed values named in the message when a setting has one of a few fixed values."""
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a configuration file; raises :class:`ConfigError` naming the place of a mistake."""
     path = Path(path)
@@ -173,6 +183,9 @@ def load_config(path: str | Path) -> RunConfig:
         if " - at `$." in message:
             message, place = message.rsplit(" - at `$.", 1)
             where = f" at {place.rstrip('`')}"
+        hint = _ALLOWED.get(re.sub(r"\[\d+\]", "[]", where.removeprefix(" at ")))
+        if hint:
+            message += f"; expected {hint}"
         raise ConfigError(f"invalid configuration in {path}{where}: {message}") from None
     except msgspec.DecodeError as exc:
         raise ConfigError(f"invalid TOML in {path}: {exc}") from None

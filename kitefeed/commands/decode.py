@@ -75,3 +75,8 @@ def decode(file: Path, is_hex: bool, output_format: str) -> None:
             f"{stats.unknown_length_packets} of unknown length, {stats.missing_packets} missing",
             err=True,
         )
+    if stats.errors and not len(ticks):
+        raise click.ClickException(
+            f"{file} holds no valid Kite binary message: every packet was damaged or missing; "
+            "pass the raw bytes of one WebSocket binary message (or --hex for hex text)"
+        )

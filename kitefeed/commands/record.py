@@ -69,7 +69,7 @@ def record(
 
     metadata = {"feed": feed_name, "api_keys": api_keys}
     writer = TickFileWriter(out_dir, metadata=metadata, rotate_bytes=rotate_bytes, rotate_seconds=rotate_seconds)
-    click.echo(f"recording feed {feed_name!r} ({len(api_keys)} keys) to {out_dir}; Ctrl-C stops", err=True)
+    click.echo(f"recording feed {feed_name!r} ({len(api_keys)} key{'s' if len(api_keys) != 1 else ''}) to {out_dir}; Ctrl-C stops", err=True)
     reason = "feed stopped"
     with reader:
         try:
@@ -80,7 +80,7 @@ def record(
             # The feed's process died without stopping the feed; the files are complete.
             reason = f"feed failed ({exc})"
     # The writer counts what record_feed wrote and lost even when Ctrl-C cut it short.
-    click.echo(f"{reason}: wrote {writer.rows:,} ticks to {len(writer.files)} files, lost {writer.lost:,} records")
+    click.echo(f"{reason}: wrote {writer.rows:,} ticks to {len(writer.files)} file{'s' if len(writer.files) != 1 else ''}, lost {writer.lost:,} records")
 
 
 def _record_simulator(
@@ -123,4 +123,4 @@ def _record_simulator(
     if tick_writer is not None:
         files += tick_writer.files
     ticks = tick_writer.rows if tick_writer else decoder.stats().ticks
-    click.echo(f"recorded {received:,} messages, {ticks:,} ticks, to {len(files)} files")
+    click.echo(f"recorded {received:,} messages, {ticks:,} ticks, to {len(files)} file{'s' if len(files) != 1 else ''}")

@@ -61,7 +61,7 @@ def replay(
 
     ticks = recording.ticks
     click.echo(
-        f"replaying {len(ticks):,} ticks of {len(recording.api_keys)} keys as feed {feed_name!r} "
+        f"replaying {len(ticks):,} ticks of {len(recording.api_keys)} key{'s' if len(recording.api_keys) != 1 else ''} as feed {feed_name!r} "
         f"at {'max' if pace is None else f'{pace:g}x'} speed",
         err=True,
     )

@@ -33,7 +33,9 @@ _SUBSCRIBE_CHUNK = 1000
 @click.option("--dashboard/--no-dashboard", default=True, show_default=True, help="Show the live table of keys and connections.")
 def run(config_path: Path, seconds: float | None, dashboard: bool) -> None:
     """Run a feed from a configuration file: keys, instruments, options and metrics."""
-    console = Console(stderr=True, highlight=False)
+    # Messages and the table go to standard error; on a pipe or a file the table is
+    # printed every second, 120 columns wide.
+    console = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120)
     try:
         config = load_config(config_path)
         base = config_path.resolve().parent

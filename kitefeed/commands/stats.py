@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import click
@@ -19,8 +20,9 @@ from ..errors import KitefeedError
 @click.option("--watch", type=click.FloatRange(min=0.5), metavar="SECONDS", help="Print again every SECONDS until Ctrl-C.")
 def stats(feed_name: str, as_json: bool, watch: float | None) -> None:
     """Print the statistics that the running feed NAME publishes once a second."""
-    console = Console(highlight=False)
-    view = Dashboard(f"kitefeed {feed_name}")
+    # Wide enough for the table when the output is a pipe or a file (rich assumes 80 columns).
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    view = Dashboard(f"kitefeed {feed_name}", show_elapsed=False)
     try:
         while True:
             try:
