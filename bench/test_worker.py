@@ -66,14 +66,10 @@ BURST = 32
 """Messages the simulator sends back to back each cycle in the burst variant."""
 
 
-@pytest.mark.parametrize("burst", [1, BURST], ids=["paced", "simulator-burst"])
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_worker_cpu_per_message(benchmark: Any, transport: str, burst: int) -> None:
+def measure_worker(benchmark: Any, url: str, transport: str, label: str) -> None:
+    """Run the rounds against a server at ``url``, then print and record the medians."""
     results: list[tuple[float, float]] = []
-    interval = TICK_INTERVAL if burst == 1 else 0.005
-    with Simulator(
-        CREDENTIALS, tick_interval=interval, tick_probability=0.0, replay=[full_message()], replay_burst=burst
-    ) as sim, Feed(CREDENTIALS, url=sim.url, ring_capacity=1 << 14, transport=transport) as feed:  # type: ignore[arg-type]
+    with Feed(CREDENTIALS, url=url, ring_capacity=1 << 14, transport=transport) as feed:  # type: ignore[arg-type]
         feed.subscribe([(1 << 8) | 1], "full")
         deadline = time.monotonic() + 15
         while feed.stats().frames < 200 and time.monotonic() < deadline:
@@ -98,11 +94,20 @@ def test_worker_cpu_per_message(benchmark: Any, transport: str, burst: int) -> N
     verdict = "met" if cpu_us <= TARGET_US else "MISSED"
     benchmark.extra_info.update(cpu_us_per_message=cpu_us, ticks_per_s=ticks_per_s)
     print(
-        f"\nworker {transport}, {'paced' if burst == 1 else f'simulator bursts of {burst}'}: "
-        f"{cpu_us:.1f} us CPU per {PACKETS}-packet message "
+        f"\nworker {transport}, {label}: {cpu_us:.1f} us CPU per {PACKETS}-packet message "
         f"(target <= {TARGET_US:g} us: {verdict}), {ticks_per_s:,.0f} ticks/s, "
         f"rounds {[round(cpu, 1) for cpu, _ in measured]}"
     )
+
+
+@pytest.mark.parametrize("burst", [1, BURST], ids=["paced", "simulator-burst"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_worker_cpu_per_message(benchmark: Any, transport: str, burst: int) -> None:
+    interval = TICK_INTERVAL if burst == 1 else 0.005
+    with Simulator(
+        CREDENTIALS, tick_interval=interval, tick_probability=0.0, replay=[full_message()], replay_burst=burst
+    ) as sim:
+        measure_worker(benchmark, sim.url, transport, "paced" if burst == 1 else f"simulator bursts of {burst}")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -113,35 +118,5 @@ def test_worker_cpu_per_message_saturated(benchmark: Any, start_process: Any, tr
     child_control.close()
     assert control.poll(30), "the blaster did not start within 30 s"
     port = control.recv()
-
-    results: list[tuple[float, float]] = []
-    with Feed(CREDENTIALS, url=f"ws://127.0.0.1:{port}", ring_capacity=1 << 14, transport=transport) as feed:  # type: ignore[arg-type]
-        feed.subscribe([(1 << 8) | 1], "full")
-        deadline = time.monotonic() + 15
-        while feed.stats().frames < 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        pid = worker_pid(feed)
-
-        def measure() -> None:
-            frames_before, cpu_before, start = feed.stats().frames, cpu_ns(pid), time.monotonic()
-            time.sleep(WINDOW_SECONDS)
-            frames_after, cpu_after, end = feed.stats().frames, cpu_ns(pid), time.monotonic()
-            frames = frames_after - frames_before
-            assert frames > 0, "the worker received no message"
-            results.append(((cpu_after - cpu_before) / frames / 1000, frames * PACKETS / (end - start)))
-
-        benchmark.pedantic(measure, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-        stats = feed.stats()
     control.close()
-
-    assert stats.parse_errors == 0
-    measured = results[1:]
-    cpu_us = statistics.median(cpu for cpu, _ in measured)
-    ticks_per_s = statistics.median(rate for _, rate in measured)
-    verdict = "met" if cpu_us <= TARGET_US else "MISSED"
-    benchmark.extra_info.update(cpu_us_per_message=cpu_us, ticks_per_s=ticks_per_s)
-    print(
-        f"\nworker {transport}, back to back: {cpu_us:.1f} us CPU per {PACKETS}-packet message "
-        f"(target <= {TARGET_US:g} us: {verdict}), {ticks_per_s:,.0f} ticks/s, "
-        f"rounds {[round(cpu, 1) for cpu, _ in measured]}"
-    )
+    measure_worker(benchmark, f"ws://127.0.0.1:{port}", transport, "back to back")

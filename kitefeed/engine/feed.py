@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import multiprocessing
 import os
@@ -15,14 +14,15 @@ from typing import TYPE_CHECKING, Literal
 
 from ..errors import FeedClosedError, FeedStateError, InvalidRequestError, RingError, WorkerError
 from ..parsers import TICK_DTYPE, Mode
-from ..ringbuf import Doorbell, Ring, Wait, list_segments, remove_stale_segments
+from ..ringbuf import Doorbell, Ring, Wait
 from ..ringbuf.waiting import DEFAULT_SPIN_US
 from .allocation import MAX_INSTRUMENTS_PER_CONNECTION, POLICIES, Allocation, validate_tokens
 from .credentials import ApiKey, parse_keys
 from .events import FeedEvent
 from .messages import ConnectionSettings, GetStats, ReconnectPolicy, StatsReply
 from .transport import DEFAULT_TRANSPORT, check_transport
-from .naming import SEGMENT_PREFIX, default_feed_name, doorbell_name, ring_name, validate_feed_name
+from .naming import default_feed_name, doorbell_name, validate_feed_name
+from .segments import claim_feed_name, create_key_ring
 from .stats import FeedStats, KeyStats
 from .statsboard import StatsBoard
 from .steps import Step, mode_step, subscribe_step, unsubscribe_step
@@ -209,15 +209,7 @@ class Feed:
     def _create_rings(self) -> None:
         # Segments of an earlier feed of this name whose process was killed go first;
         # those of a live feed stay, and then this name cannot be used.
-        prefix = f"{SEGMENT_PREFIX}{self.name}-"
-        removed = remove_stale_segments(prefix)
-        if removed:
-            logger.warning("feed %r: removed %d segments left by a feed that died: %s", self.name, len(removed), removed)
-        if list_segments(prefix):
-            raise FeedStateError(
-                f"a running feed named {self.name!r} already has shared memory on this machine; "
-                "choose another name, or stop that feed first"
-            )
+        claim_feed_name(self.name)
 
         megabytes = self.ring_capacity * TICK_DTYPE.itemsize / 2**20
         logger.info(
@@ -236,10 +228,7 @@ class Feed:
 
     def _create_ring(self, key_index: int, key: ApiKey) -> Ring:
         assert self._doorbell is not None
-        user = json.dumps({"feed": self.name, "key_index": key_index, "api_key": key.api_key}).encode()
-        return Ring.create(
-            ring_name(self.name, key_index), TICK_DTYPE, self.ring_capacity, user=user, doorbell=self._doorbell.name
-        )
+        return create_key_ring(self.name, key_index, key.api_key, self.ring_capacity, self._doorbell.name)
 
     def stop(self) -> None:
         """Stop the workers and remove the rings. Safe to call more than once."""

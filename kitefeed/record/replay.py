@@ -9,7 +9,6 @@ when the replay marks the rings closed.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,10 +18,11 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..engine.naming import SEGMENT_PREFIX, doorbell_name, ring_name, validate_feed_name
+from ..engine.naming import doorbell_name, validate_feed_name
+from ..engine.segments import claim_feed_name, create_key_ring
 from ..errors import FeedStateError, InvalidRequestError, RingError
 from ..parsers import TICK_DTYPE
-from ..ringbuf import Doorbell, Ring, RingWriter, list_segments, remove_stale_segments
+from ..ringbuf import Doorbell, Ring, RingWriter
 
 __all__ = ["ReplayFeed", "ReplayStats", "default_ring_capacity", "replay_schedule"]
 
@@ -116,22 +116,11 @@ class ReplayFeed:
             raise
 
     def _create(self, ring_capacity: int) -> None:
-        prefix = f"{SEGMENT_PREFIX}{self.name}-"
-        removed = remove_stale_segments(prefix)
-        if removed:
-            logger.warning("replay %r: removed %d segments left by a process that died: %s", self.name, len(removed), removed)
-        if list_segments(prefix):
-            raise FeedStateError(
-                f"a running feed or replay named {self.name!r} already has shared memory on this machine; "
-                "choose another name with --feed, or stop it first"
-            )
+        claim_feed_name(self.name, "replay")
 
         self._doorbell = Doorbell.create(doorbell_name(self.name))
         for key_index, api_key in enumerate(self.api_keys):
-            user = json.dumps({"feed": self.name, "key_index": key_index, "api_key": api_key}).encode()
-            ring = Ring.create(
-                ring_name(self.name, key_index), TICK_DTYPE, ring_capacity, user=user, doorbell=self._doorbell.name
-            )
+            ring = create_key_ring(self.name, key_index, api_key, ring_capacity, self._doorbell.name)
             self._rings.append(ring)
             self._writers.append(ring.writer())
         logger.info("replay %r: %d rings of %d records", self.name, len(self._rings), ring_capacity)
