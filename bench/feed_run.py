@@ -134,9 +134,7 @@ def _measure(
     warmup: float,
     seconds: float,
 ) -> FeedRunResult:
-    # NOTE: Feed exposes no worker pids, so this reads the supervisor's handles; it must
-    # follow kitefeed/engine/process.py if WorkerHandle changes.
-    worker_pids = [handle.process.pid for handle in feed._supervisor.workers]  # type: ignore[union-attr]
+    worker_pids = [pid for pid in feed.worker_pids().values() if pid is not None]
     reader_tid = threading.get_native_id()
     latency = np.empty(LATENCY_SAMPLES, dtype=np.int64)
 

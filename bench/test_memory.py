@@ -84,8 +84,7 @@ def test_memory_long_run(benchmark: Any, report: Report, request: pytest.Fixture
 
 def _sample_feed(feed: Feed, samples: dict[str, list[tuple[float, dict[str, int]]]]) -> None:
     """Read the feed here and sample the memory of its processes every :data:`SAMPLE_SECONDS`."""
-    # NOTE: Feed exposes no worker pids, so this reads the supervisor's handles.
-    pids = {f"worker {handle.key_index}": handle.process.pid for handle in feed._supervisor.workers}  # type: ignore[union-attr]
+    pids = {f"worker {index}": pid for index, pid in enumerate(feed.worker_pids().values()) if pid is not None}
     pids["supervisor"] = os.getpid()
 
     with feed.open_reader() as reader:

@@ -58,8 +58,9 @@ def cpu_ns(pid: int) -> int:
 
 
 def worker_pid(feed: Feed) -> int:
-    # NOTE: reads private attributes, because the feed exposes no worker process ids.
-    return int(feed._supervisor.workers[0].process.pid)  # type: ignore[union-attr]
+    pid = next(iter(feed.worker_pids().values()))
+    assert pid is not None, "the worker is being restarted"
+    return pid
 
 
 BURST = 32

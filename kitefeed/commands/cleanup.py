@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..consume.latest import TABLE_PREFIX, remove_stale_tables, table_name
+from ..consume.latest import TABLE_PREFIX, find_stale_tables, remove_stale_tables, table_name
 from ..engine.naming import SEGMENT_PREFIX, validate_feed_name
 from ..errors import InvalidRequestError
 from ..ringbuf import find_stale_segments, remove_stale_segments
@@ -17,7 +17,7 @@ def cleanup(feed_name: str | None, dry_run: bool) -> None:
     """Remove the segments in /dev/shm of kitefeed feeds whose supervisor is no longer running.
 
     Latest-tick tables whose owner died go too. Segments of running feeds are never
-    touched. --dry-run lists the feeds' stale segments only, not the tables.
+    touched.
     """
     prefix = SEGMENT_PREFIX
     table_prefix = TABLE_PREFIX
@@ -29,7 +29,7 @@ def cleanup(feed_name: str | None, dry_run: bool) -> None:
         table_prefix = table_name(feed_name)
 
     if dry_run:
-        names = find_stale_segments(prefix)
+        names = find_stale_segments(prefix) + find_stale_tables(table_prefix)
     else:
         # Latest-tick tables are not rings, so their own module reads their owner.
         names = remove_stale_segments(prefix) + remove_stale_tables(table_prefix)

@@ -7,11 +7,10 @@ token, without reading the feed itself. The segment layout and the seqlock that 
 lookups safe during writes are described in :mod:`kitefeed.consume.table_layout`.
 
 The segment is named ``kitefeed_latest-<feed>``, mode 0600. Its name deliberately does
-not start with the rings' ``kitefeed-<feed>-`` prefix: ``kitefeed cleanup`` and a new
-:class:`~kitefeed.Feed` of the same name remove every file under that prefix that is
-neither a ring nor a doorbell once it is 5 s old, live or not. So ``kitefeed cleanup``
-does not remove a table left by a killed process either; :func:`remove_stale_tables`
-does, and :meth:`LatestTable.follow` removes the table of a dead owner by itself.
+not start with the rings' ``kitefeed-<feed>-`` prefix, so that a new
+:class:`~kitefeed.Feed` of the same name does not take it for a live feed's segment.
+``kitefeed cleanup`` removes tables whose owner died through :func:`remove_stale_tables`,
+and :meth:`LatestTable.follow` removes the table of a dead owner by itself.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from ..ringbuf.segment import SHM_DIR, create_segment, list_segments, open_segme
 from . import table_layout as layout
 from .frames import has_tick_fields
 
-__all__ = ["DEFAULT_CAPACITY", "LatestStats", "LatestTable", "remove_stale_tables", "table_name"]
+__all__ = ["DEFAULT_CAPACITY", "LatestStats", "LatestTable", "find_stale_tables", "remove_stale_tables", "table_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +125,7 @@ class LatestTable:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 16 or capacity & (capacity - 1):
             raise InvalidRequestError(f"invalid capacity {capacity!r}: expected a power of two of at least 16")
 
-        if _remove_if_stale(name):
+        if _is_stale(name) and unlink_segment(name):
             logger.warning("removed latest-tick table %s left by a process that died", name)
         if (SHM_DIR / name).exists():
             raise FeedStateError(
@@ -385,16 +384,21 @@ class LatestTable:
         return f"<LatestTable {self.name!r} {role}, capacity {self.capacity}>"
 
 
+def find_stale_tables(prefix: str = TABLE_PREFIX) -> list[str]:
+    """Return the table segments whose names start with ``prefix`` and whose owner process has exited."""
+    return [name for name in list_segments(prefix) if _is_stale(name)]
+
+
 def remove_stale_tables(prefix: str = TABLE_PREFIX) -> list[str]:
     """Remove the table segments whose names start with ``prefix`` and whose owner process has exited.
 
     Returns the names removed. A file under the prefix that is not a table is left alone.
     """
-    return [name for name in list_segments(prefix) if _remove_if_stale(name)]
+    return [name for name in list_segments(prefix) if _is_stale(name) and unlink_segment(name)]
 
 
-def _remove_if_stale(name: str) -> bool:
-    """Unlink the table segment ``name`` if its owner process has exited; return whether it did."""
+def _is_stale(name: str) -> bool:
+    """Whether ``name`` is a table segment whose owner process has exited."""
     try:
         fd = open_segment(name, writable=False)
     except RingError:
@@ -408,6 +412,4 @@ def _remove_if_stale(name: str) -> bool:
     words = np.frombuffer(head, dtype=np.uint64)
     if int(words[layout.W_MAGIC]) != layout.MAGIC:
         return False
-    if process_alive(int(words[layout.W_OWNER_PID]), int(words[layout.W_OWNER_START])):
-        return False
-    return unlink_segment(name)
+    return not process_alive(int(words[layout.W_OWNER_PID]), int(words[layout.W_OWNER_START]))

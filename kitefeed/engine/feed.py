@@ -407,6 +407,14 @@ class Feed:
 
     # -- statistics and events ------------------------------------------------------------
 
+    def worker_pids(self) -> dict[str, int | None]:
+        """Return the process id of each key's worker, None while one is being restarted."""
+        supervisor = self._running_supervisor()
+        return {
+            handle.key.api_key: handle.process.pid if handle.process is not None else None
+            for handle in supervisor.workers
+        }
+
     def stats(self) -> FeedStats:
         """Return statistics per connection, per key and in total, collected from the workers now."""
         supervisor = self._running_supervisor()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,12 @@ def test_reader_sees_restarted_writer(sim: Simulator) -> None:
     assert before["key_b"].liveness_age < 5
     assert after["key_a"].restarts == 0
     assert after["key_b"].feed_alive
+
+
+def test_worker_pids_are_the_workers(sim: Simulator) -> None:
+    with Feed(CREDENTIALS, url=sim.url, ring_capacity=1024) as feed:
+        pids = feed.worker_pids()
+        commands = {key: Path(f"/proc/{pid}/cmdline").read_bytes() for key, pid in pids.items() if pid}
+    assert list(pids) == ["key_a", "key_b"]
+    assert all(pid and pid != os.getpid() for pid in pids.values())
+    assert all(b"multiprocessing" in command for command in commands.values())
