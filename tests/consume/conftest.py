@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,10 +10,12 @@ import pytest
 from kitefeed import Feed
 from kitefeed.sim import Simulator
 
+from ..support import PID
+from ..support import own_segments as segments_with_prefix
+from ..support import wait_for as poll
+
 CREDENTIALS = {"key_a": "token-a-3f9c1e", "key_b": "token-b-77d2aa"}
 
-PID = os.getpid()
-"""Every feed name in these tests starts with the test process id, so parallel runs cannot collide."""
 
 EQUITIES = [((6000 + n) << 8) | 1 for n in range(20)]  # NSE, segment 1
 INDICES = [((800 + n) << 8) | 9 for n in range(4)]  # segment 9
@@ -38,8 +38,7 @@ def feed(sim: Simulator, request: pytest.FixtureRequest) -> Iterator[Feed]:
 
 def own_segments() -> set[str]:
     """Rings, doorbells and latest-tick tables of feeds this test process made."""
-    prefixes = (f"kitefeed-{PID}.", f"kitefeed_latest-{PID}.")
-    return {name for name in os.listdir("/dev/shm") if name.startswith(prefixes)}
+    return segments_with_prefix(f"kitefeed-{PID}.", f"kitefeed_latest-{PID}.")
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +51,4 @@ def no_segments_left() -> Iterator[None]:
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
     """Poll ``condition`` every 20 ms until it is true; return False after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
+    return poll(condition, timeout, 0.02)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -11,6 +10,9 @@ import pytest
 
 from kitefeed.engine import FeedReader
 from kitefeed.sim import Simulator
+
+from ..support import PID, wait_for
+from ..support import own_segments as segments_with_prefix
 
 CREDENTIALS = {"key_a": "token-a-3f9c1e", "key_b": "token-b-77d2aa"}
 
@@ -23,8 +25,7 @@ def sim() -> Iterator[Simulator]:
 
 def own_segments() -> set[str]:
     """Segments of feeds this test process made: every feed name in the tests starts with its pid."""
-    prefix = f"kitefeed-{os.getpid()}."
-    return {name for name in os.listdir("/dev/shm") if name.startswith(prefix)}
+    return segments_with_prefix(f"kitefeed-{PID}.")
 
 
 @pytest.fixture(autouse=True)
@@ -33,16 +34,6 @@ def no_segments_left() -> Iterator[None]:
     yield
     left = own_segments() - before
     assert not left, f"shared-memory segments left behind: {sorted(left)}"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    """Poll ``condition`` every 50 ms until it is true; return False after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def read_until(
