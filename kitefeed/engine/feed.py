@@ -90,7 +90,8 @@ class Feed:
     the lower CPU time per message) or ``"websockets"``. With ``journal_dir``, each
     worker also appends every raw message it receives, with its receive time, key and
     connection, to journal files there (see :mod:`kitefeed.record.journal`), from which
-    any day can be decoded again.
+    any day can be decoded again. Messages that cannot be written (a full disk) are
+    counted in ``stats().keys[i].journal_failures``; the feed goes on.
     """
 
     def __init__(
@@ -456,6 +457,7 @@ class Feed:
                     ring_position=self._rings[handle.key_index].published,
                     records_lost=lost[handle.key_index],
                     connections=connections,
+                    journal_failures=reply.journal_failures if isinstance(reply, StatsReply) else 0,
                 )
             )
         return FeedStats.from_keys(keys)

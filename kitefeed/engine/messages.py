@@ -159,6 +159,7 @@ class StatsReply(msgspec.Struct, tag=True):
     id: int
     ring_position: int
     connections: list[ConnectionStats]
+    journal_failures: int = 0  # raw messages the worker could not write to its journal
 
 
 class TextEvent(msgspec.Struct, tag=True):

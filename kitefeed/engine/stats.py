@@ -33,6 +33,7 @@ class KeyStats(msgspec.Struct, frozen=True):
     ring_position: int  # records published into this key's ring since the feed started
     records_lost: int
     connections: list[ConnectionStats]
+    journal_failures: int = 0  # raw messages not written to the journal (only with journal_dir)
 
 
 class FeedStats(msgspec.Struct, frozen=True):

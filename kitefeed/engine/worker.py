@@ -57,6 +57,7 @@ class Worker:
         self._ring = Ring.attach(config.ring_name, writable=True)
         self._writer = self._ring.writer()
         self._journal = self._open_journal(config)
+        self._journal_failures = 0
         transport = open_transport(config.settings.transport)
         self._connections = [
             KiteConnection(
@@ -68,7 +69,7 @@ class Worker:
                 writer=self._writer,
                 emit=self._emit,
                 settings=config.settings,
-                journal=None if self._journal is None else self._journal.append,
+                journal=None if self._journal is None else self._append_to_journal,
             )
             for index in range(MAX_CONNECTIONS_PER_KEY)
         ]
@@ -88,6 +89,22 @@ class Worker:
             metadata={"feed": config.settings.feed_name, "key_index": config.key_index, "api_key": config.api_key},
             fsync=False,
         )
+
+    def _append_to_journal(
+        self, recv_time_ns: int, key_index: int, connection: int, payload: bytes | memoryview, is_text: bool
+    ) -> None:
+        # A full disk must not stop the feed: the failure is logged once and counted.
+        try:
+            self._journal.append(recv_time_ns, key_index, connection, payload, is_text)
+        except OSError as exc:
+            self._journal_failures += 1
+            if self._journal_failures == 1:
+                logger.error(
+                    "worker for key %d: writing the journal failed (%s); messages are no longer journaled "
+                    "until it works again, and failures are counted",
+                    key_index,
+                    exc,
+                )
 
     def _url(self) -> str:
         return build_url(self._config.url, self._config.api_key, self._access_token)
@@ -152,6 +169,7 @@ class Worker:
                 id=command.id,
                 ring_position=self._writer.cursor,
                 connections=[connection.stats() for connection in self._connections],
+                journal_failures=self._journal_failures,
             )
         elif isinstance(command, Stop):
             self._stopped.set()

@@ -24,6 +24,7 @@ def test_journal_decodes_to_published_ticks(sim: Simulator, tmp_path: Path) -> N
             assert wait_for(lambda: feed.stats().keys[0].connected == 1)
             assert sim.send_text("key_a", {"type": "message", "data": "journal me"}) == 1
             read_until(reader, lambda r: len(r) >= 40)
+            failures = [key.journal_failures for key in feed.stats().keys]
     # Stopping the feed closed the journals; the ring's records are gone with it, so the
     # comparison is with what the journal holds, decoded again.
     files = sorted(tmp_path.glob("*"))
@@ -36,3 +37,4 @@ def test_journal_decodes_to_published_ticks(sim: Simulator, tmp_path: Path) -> N
     assert set(np.unique(ticks["instrument_token"]).tolist()) == set(TOKENS)
     assert set(np.unique(ticks["key_index"]).tolist()) == {0, 1}
     assert len(ticks) >= 40
+    assert failures == [0, 0]
