@@ -77,6 +77,6 @@ def decode(file: Path, is_hex: bool, output_format: str) -> None:
         )
     if stats.errors and not len(ticks):
         raise click.ClickException(
-            f"{file} holds no valid Kite binary message: every packet was damaged or missing; "
+            f"invalid message in {file}: every packet was damaged or missing; "
             "pass the raw bytes of one WebSocket binary message (or --hex for hex text)"
         )

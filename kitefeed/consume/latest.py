@@ -398,7 +398,7 @@ def remove_stale_tables(prefix: str = TABLE_PREFIX) -> list[str]:
 
 
 def _is_stale(name: str) -> bool:
-    """Whether ``name`` is a table segment whose owner process has exited."""
+    """Return whether ``name`` is a table segment whose owner process has exited."""
     try:
         fd = open_segment(name, writable=False)
     except RingError:

@@ -1,4 +1,4 @@
-"""Which API key and connection carries each instrument.
+"""The allocation of instruments to API keys and connections.
 
 Pure bookkeeping with no I/O: the supervisor plans a request here, sends the plan to
 the workers, and applies it only when every worker has accepted it, so a rejected

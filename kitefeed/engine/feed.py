@@ -208,8 +208,8 @@ class Feed:
         return self
 
     def _create_rings(self) -> None:
-        # Segments of an earlier feed of this name whose process was killed go first;
-        # those of a live feed stay, and then this name cannot be used.
+        # Segments left by a killed feed of this name go first. A live feed's segments
+        # stay, and then this name cannot be used.
         claim_feed_name(self.name)
 
         megabytes = self.ring_capacity * TICK_DTYPE.itemsize / 2**20

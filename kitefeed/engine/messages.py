@@ -39,8 +39,8 @@ class ReconnectPolicy(msgspec.Struct, frozen=True):
 
     Attempt ``n`` (from 0) waits a random time up to ``min(cap, base * 2**n)`` seconds
     ("full jitter"), at least ``too_many_requests_delay`` after an HTTP 429. The count
-    restarts after each successful handshake. ``max_attempts`` of None retries for as
-    long as the feed runs; otherwise the connection gives up after that many failed
+    restarts after each successful handshake. With ``max_attempts`` of None a connection
+    retries for as long as the feed runs. Otherwise it gives up after that many failed
     attempts in a row and reports the state ``failed``.
     """
 

@@ -38,8 +38,8 @@ class FeedReader:
 
     Each batch is a read-only numpy array of :data:`kitefeed.TICK_DTYPE` that views the
     shared memory directly (no copy). It stays valid until the writer of its key has
-    published ``ring_capacity`` more records; :meth:`intact` returns whether the last
-    batch is still whole, so check it after using a batch whenever the reader may have
+    published ``ring_capacity`` more records. :meth:`intact` returns whether the last
+    batch is still whole: check it after using a batch whenever the reader may have
     fallen behind, or copy the batch first. Records the writer overwrote before this
     reader got to them are counted in ``stats().lost``, never returned.
 

@@ -26,7 +26,8 @@ def test_killed_worker_restarts_with_its_instruments(sim: Simulator) -> None:
         old_pid = feed._supervisor.workers[0].process.pid
 
         os.kill(old_pid, signal.SIGKILL)
-        assert wait_for(lambda: feed.stats().keys[0].worker_restarts == 1 and feed.stats().keys[0].connected == 1)
+        assert wait_for(lambda: feed.stats().keys[0].worker_restarts == 1)
+        assert wait_for(lambda: feed.stats().keys[0].connected == 1)
         new_pid = feed._supervisor.workers[0].process.pid
 
         with feed.open_reader(start="newest") as reader:
@@ -81,7 +82,8 @@ def test_reader_sees_restarted_writer(sim: Simulator) -> None:
         with feed.open_reader() as reader:
             before = reader.writers()
             os.kill(feed._supervisor.workers[1].process.pid, signal.SIGKILL)
-            assert wait_for(lambda: reader.writers()["key_b"].restarts == 1 and reader.writers()["key_b"].alive)
+            assert wait_for(lambda: reader.writers()["key_b"].restarts == 1)
+            assert wait_for(lambda: reader.writers()["key_b"].alive)
             after = reader.writers()
 
     assert before["key_b"].restarts == 0
