@@ -71,3 +71,18 @@ def test_invalid_hex_is_usage_error(tmp_path: Path) -> None:
     assert code == 2
     assert str(path) in err
     assert "omit --hex" in err
+
+
+def test_file_without_valid_message_fails() -> None:
+    path = VECTORS / "full_nse.json"  # JSON text, not a binary message
+    code, _, err = run(str(path))
+    assert code == 1
+    assert f"invalid message in {path}" in err
+    assert "missing" in err
+
+
+def test_heartbeat_prints_empty_list() -> None:
+    code, out, err = run(str(VECTORS / "heartbeat_00.bin"))
+    assert code == 0
+    assert json.loads(out) == []
+    assert err == ""
