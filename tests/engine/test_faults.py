@@ -136,13 +136,17 @@ def test_large_frame_in_small_writes_and_fragments(sim: Simulator) -> None:
 @pytest.mark.parametrize("kind", ["truncated", "unknown_length", "count_exceeds_data", "short_packet", "empty_packet"])
 def test_damaged_messages_are_counted_and_skipped(feed: Feed, sim: Simulator, kind: str) -> None:
     with feed.open_reader(start="newest") as reader:
-        good = sim.send_garbage("key_a", kind)
-        assert good > 0
-        assert wait_for(lambda: feed.stats().keys[0].parse_errors >= 2)
+        # One damaged message per connection of key_a. A simulator that lags on a busy
+        # machine may drop one from a full queue (it then returns 0), so count the sent ones.
+        sent = [sim.send_garbage("key_a", kind, connection_id=info.connection_id) for info in sim.connections("key_a")]
+        damaged = sum(1 for good in sent if good > 0)
+        assert damaged > 0
+        assert wait_for(lambda: feed.stats().keys[0].parse_errors >= damaged)
         records = read_after_markers(feed, reader, seen(EQUITIES[:5]))
     stats = feed.stats()
 
-    assert stats.keys[0].parse_errors == 2  # one message on each of key_a's two connections
+    assert len(sent) == 2
+    assert stats.keys[0].parse_errors == damaged
     assert stats.keys[1].parse_errors == 0
     assert stats.keys[0].worker_alive
     assert stats.keys[0].worker_restarts == 0
