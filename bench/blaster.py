@@ -1,6 +1,6 @@
 """A minimal ticker server that sends one binary message over and over, as fast as TCP takes it.
 
-It stands in for Kite at saturation: the worker finds many messages in each read, so
+It plays Kite at saturation: the worker finds many messages in each read, so
 the benchmark measures the worker's cost per message without one wake-up per message.
 It accepts any handshake (it checks no credentials), answers it per RFC 6455, reads
 and discards what the client sends, and stops after ``seconds``. It runs in a child

@@ -41,7 +41,7 @@ class ConsumerStats(msgspec.Struct, frozen=True):
     calls that raised. ``last_error`` is the ``repr`` of the latest exception, or None.
     ``running`` is False once the consumer stopped: after ``stop()``, after the feed
     stopped and every record was read, or after the reader failed (``reader_error``
-    holds that exception's ``repr``).
+    contains that exception's ``repr``).
     """
 
     running: bool
@@ -172,7 +172,7 @@ class Consumer:
 
         The thread ends after the callback call in progress returns, and within
         :data:`READ_SLICE` seconds while it waits for a batch. Calling ``stop`` from the
-        callback itself only asks the thread to stop, and returns False.
+        callback itself only signals the thread to stop, and returns False.
         """
         self._stopping.set()
         if threading.current_thread() is self._thread:

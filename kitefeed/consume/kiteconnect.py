@@ -219,7 +219,7 @@ class KiteTickerAdapter:
         self.close()
 
     def is_connected(self) -> bool:
-        """Whether the adapter is delivering ticks."""
+        """Return whether the adapter is delivering ticks."""
         return self._connected
 
     def stats(self) -> ConsumerStats:

@@ -6,7 +6,7 @@ A table segment in /dev/shm has three parts, each 8-byte aligned::
     offset HEADER_SIZE             slots: capacity x 2 uint64 words, (sequence, key) per slot
     offset HEADER_SIZE + 16 x cap  records: capacity x TICK_DTYPE (272 bytes each)
 
-Slot ``i`` holds the last record of one instrument in ``records[i]``. Its key word is 0
+Slot ``i`` contains the last record of one instrument in ``records[i]``. Its key word is 0
 while the slot is free and ``instrument_token + 1`` once it is taken; a key never
 changes after that, so a lookup probes from the token's hash position (linear
 probing) until it finds the key or a free slot. Only one writer, the table's owner,
@@ -177,7 +177,7 @@ def check_header(words: np.ndarray[Any, Any], name: str, size: int) -> int:
             "use the same kitefeed version in the writer and the readers"
         )
     if int(words[W_RECORD_SIZE]) != TICK_DTYPE.itemsize or int(words[W_DTYPE_CHECK]) != DTYPE_CHECK:
-        raise RingError(f"latest-tick table {name!r} holds records of another TICK_DTYPE; use one kitefeed version")
+        raise RingError(f"latest-tick table {name!r} contains records of another TICK_DTYPE; use the same kitefeed version for the table and its readers")
     capacity = int(words[W_CAPACITY])
     if capacity < 1 or capacity & (capacity - 1) or segment_size(capacity) != size:
         raise RingError(f"latest-tick table {name!r} is damaged: capacity {capacity} does not match its size {size}")

@@ -297,7 +297,7 @@ class KiteConnection:
             try:
                 await channel.send(orjson.dumps({"a": action, "v": value}).decode())
             except ChannelClosed:
-                # The receive loop sees the closure and reconnects; the handshake after it
+                # The receive loop detects the closure and reconnects. The handshake after it
                 # restores the whole subscription, this request included.
                 return
 

@@ -424,6 +424,7 @@ class Feed:
             for handle in supervisor.workers
         ]
         lost = self._records_lost()
+        distribution = self._allocation.distribution()
         keys: list[KeyStats] = []
         for handle, waiter in zip(supervisor.workers, waiters):
             reply = None
@@ -447,7 +448,7 @@ class Feed:
                     worker_alive=handle.alive,
                     worker_restarts=handle.restarts,
                     connected=sum(c.connected for c in connections),
-                    instruments=sum(self._allocation.distribution()[handle.key_index]),
+                    instruments=sum(distribution[handle.key_index]),
                     frames=sum(c.frames for c in connections),
                     heartbeats=sum(c.heartbeats for c in connections),
                     bytes=sum(c.bytes for c in connections),

@@ -243,7 +243,7 @@ static PyObject *decode(PyObject *module, PyObject *args) {
         } else if (kind == 0) {
             unknown++;
         } else if (written == capacity) {
-            PyErr_Format(PyExc_ValueError, "out holds %zd records, too few for the ticks of this message", capacity);
+            PyErr_Format(PyExc_ValueError, "invalid out: %zd records are too few for the ticks of this message", capacity);
             goto done;
         } else {
             unsigned char *record = (unsigned char *)out.buf + written * RECORD_SIZE;

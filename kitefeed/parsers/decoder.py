@@ -184,7 +184,7 @@ class Decoder:
     def decode_into_unchecked(self, message: bytes | memoryview, out: np.ndarray, recv_time_ns: int) -> int:
         """Decode like :meth:`decode_into`, without checking ``out`` or the message's size.
 
-        For a hot path that already knows ``out`` is a writable, C-contiguous 1-D array of
+        For a hot path that has already checked that ``out`` is a writable, C-contiguous 1-D array of
         :data:`TICK_DTYPE` with :meth:`max_ticks` records, and that the message is no
         heartbeat (2 bytes or more, byte-format buffer), such as the worker filling
         ring slots. Anything else may corrupt memory.

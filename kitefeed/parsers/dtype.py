@@ -4,7 +4,7 @@ Kite sends five packet kinds (LTP, index quote, index full, quote, full) that sh
 prefix of fields. kitefeed decodes all of them into :data:`TICK_DTYPE`, a native-endian,
 aligned structured dtype, so a batch of mixed kinds is one array and a shared-memory
 ring can hold fixed-size records. A field that a packet kind does not carry is NaN
-(prices), 0 (integers) or NaT (times); the ``kind`` field says which fields are present.
+(prices), 0 (integers) or NaT (times); the ``kind`` field tells which fields are present.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@
  *   used the records, it issues an acquire fence and loads `claimed` again
  *   (fenced_load_u64). The fence keeps the record loads before that load. If the
  *   writer's claim of a slot happened before the reader's record loads could have seen
- *   the new data, the reader sees the new `claimed` and knows the records may be torn.
+ *   the new data, the reader loads the new `claimed` and so detects that the records may be torn.
  *
  * Waking sleeping readers uses a wait area of three words:
  *
@@ -196,7 +196,7 @@ static PyObject *claim(PyObject *module, PyObject *const *args, Py_ssize_t count
     atomic_store_explicit((_Atomic uint64_t *)claimed, value, memory_order_relaxed);
 
     /* The full fence orders the claim before every store of the record copy that
-       follows, so a reader that loads the new records also sees the new claim. */
+       follows, so a reader that loads the new records also loads the new claim. */
     atomic_thread_fence(memory_order_seq_cst);
     Py_RETURN_NONE;
 }

@@ -33,7 +33,7 @@ different doorbells. A record on another ring waits up to about this long to be 
 
 
 class Wait(enum.Enum):
-    """How a reader waits when no record is available."""
+    """The way a reader waits when no record is available."""
 
     BUSY = "busy"
     """Spin on the published cursor without system calls: lowest latency, one busy core per reader."""

@@ -43,7 +43,7 @@ class Simulator(FaultInjection):
     on as well.
 
     Client requests that are not valid JSON, have an unknown action or mode, or another
-    shape are ignored without an answer, as the real server is believed to do.
+    shape are ignored without a reply, as the real server is believed to do.
 
     Faults can be injected from any thread while connections are open. Each applies to
     the connections of ``api_key``, or of every key when it is None, and with

@@ -23,7 +23,7 @@ def connection_states(feed: Feed, key_index: int) -> list[str]:
 
 
 def server_modes(sim: Simulator, api_key: str) -> dict[int, Mode]:
-    """Instrument modes as the server holds them, over all open connections of ``api_key``."""
+    """Return the instrument modes as the server stores them, over all open connections of ``api_key``."""
     modes: dict[int, Mode] = {}
     for info in sim.connections(api_key):
         modes.update(info.modes)
