@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 from typing import Any
 from multiprocessing.connection import Connection
 
@@ -45,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 _HOUSEKEEPING_PERIOD = 0.25
 """Seconds between liveness stamps in the ring header and checks that the parent lives."""
+
+_ORPHAN_EXIT_SECONDS = 1.5
+"""Maximum time a worker whose supervisor died spends stopping before it exits anyway."""
 
 
 class Worker:
@@ -131,8 +135,7 @@ class Worker:
         while True:
             self._writer.touch()
             if os.getppid() != self._parent_pid:
-                logger.error("worker for key %d lost its supervisor; exiting", self._config.key_index)
-                self._stopped.set()
+                self._orphaned("lost its supervisor")
                 return
             await asyncio.sleep(_HOUSEKEEPING_PERIOD)
 
@@ -142,8 +145,18 @@ class Worker:
                 data = self._pipe.recv_bytes()
                 asyncio.get_running_loop().create_task(self._handle(decode_command(data)))
         except (EOFError, OSError):
-            logger.error("worker for key %d: command pipe closed; exiting", self._config.key_index)
-            self._stopped.set()
+            self._orphaned("command pipe closed")
+
+    def _orphaned(self, reason: str) -> None:
+        if self._stopped.is_set():
+            return
+        logger.error("worker for key %d: %s; exiting", self._config.key_index, reason)
+        self._stopped.set()
+        # Nobody waits for a clean stop any more, so the process ends within
+        # _ORPHAN_EXIT_SECONDS even if closing its connections hangs.
+        timer = threading.Timer(_ORPHAN_EXIT_SECONDS, os._exit, args=(1,))
+        timer.daemon = True
+        timer.start()
 
     async def _handle(self, command: Command) -> None:
         try:
